@@ -1,0 +1,182 @@
+"""Read, write and validate manifests: one Parquet file or a folder of Parquet parts.
+
+Paths are stored relative to the manifest's folder (the folder itself for a folder of
+parts, the file's parent for a single file) and returned absolute by `read`.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import UsageError
+from .schema import COLUMNS, REQUIRED, SCHEMA, SCHEMA_VERSION, VERSION_KEY
+
+_TYPES = {name: typ for name, typ, _, _ in COLUMNS}
+
+
+def base_dir(manifest: str | os.PathLike) -> Path:
+    """The folder that relative paths in `manifest` are relative to."""
+    p = Path(manifest)
+    return p if p.is_dir() or not p.suffix else p.parent
+
+
+def part_files(manifest: str | os.PathLike) -> list[Path]:
+    """The Parquet files of a manifest (itself, or the parts of a folder, sorted)."""
+    p = Path(manifest)
+    if p.is_dir():
+        return sorted(f for f in p.glob("*.parquet") if not f.name.startswith("."))
+    if p.is_file():
+        return [p]
+    raise UsageError(f"manifest not found: {p} (give a .parquet file or a folder of parts)")
+
+
+def _schema_problems(schema: pa.Schema, where: str) -> list[str]:
+    problems = []
+    meta = schema.metadata or {}
+    version = meta.get(VERSION_KEY, b"").decode() or None
+    if version is None:
+        problems.append(f"{where}: no schema version in metadata (expected {SCHEMA_VERSION})")
+    elif version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        problems.append(
+            f"{where}: schema version {version} is not readable by this toolkit "
+            f"(reads {SCHEMA_VERSION.split('.')[0]}.x; upgrade hardspoof)"
+        )
+    names = set(schema.names)
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        problems.append(f"{where}: missing column(s) {', '.join(missing)}")
+    for name in schema.names:
+        want = _TYPES.get(name)
+        got = schema.field(name).type
+        if want is not None and not got.equals(want) and not pa.types.is_null(got):
+            problems.append(f"{where}: column {name} has type {got}, expected {want}")
+    return problems
+
+
+def validate(manifest: str | os.PathLike) -> int:
+    """Check every part's schema from metadata only; return the row count.
+
+    Raises UsageError naming every missing or mistyped column and the version found.
+    """
+    files = part_files(manifest)
+    if not files:
+        raise UsageError(f"manifest {manifest} has no Parquet parts")
+    problems, rows = [], 0
+    for f in files:
+        try:
+            meta = pq.read_metadata(f)
+        except (pa.ArrowInvalid, OSError) as e:
+            problems.append(f"{f.name}: not a readable Parquet file ({e})")
+            continue
+        problems += _schema_problems(meta.schema.to_arrow_schema(), f.name)
+        rows += meta.num_rows
+    if problems:
+        raise UsageError("invalid manifest: " + "; ".join(problems))
+    return rows
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """Add absent nullable columns, order and cast columns to the v1 schema."""
+    cols = []
+    for field in SCHEMA:
+        if field.name in table.column_names:
+            cols.append(table[field.name].cast(field.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(cols, schema=SCHEMA)
+
+
+def _resolve_paths(table: pa.Table, root: Path) -> pa.Table:
+    paths = [p if os.path.isabs(p) else os.path.normpath(root / p) for p in table["path"].to_pylist()]
+    return table.set_column(table.schema.get_field_index("path"), "path", pa.array(paths, pa.string()))
+
+
+def dedupe(table: pa.Table) -> pa.Table:
+    """One row per utt_id: an `ok` row wins over `failed`, then the newest row wins."""
+    if table.num_rows == 0:
+        return table
+    ok = pc.equal(table["status"], "ok").cast(pa.int8())
+    created = pc.fill_null(table["created_at"].cast(pa.int64()), 0)
+    order = pa.table({"u": table["utt_id"], "ok": ok, "t": created, "i": pa.array(range(table.num_rows))})
+    order = order.sort_by([("u", "ascending"), ("ok", "descending"), ("t", "descending")])
+    u = order["u"].to_pylist()
+    keep = sorted(order["i"][k].as_py() for k in range(len(u)) if k == 0 or u[k] != u[k - 1])
+    return table.take(pa.array(keep, pa.int64()))
+
+
+def read(manifest: str | os.PathLike, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a manifest into one table in the v1 schema, paths absolute, one row per utt_id."""
+    validate(manifest)
+    root = base_dir(manifest)
+    parts = [_conform(pq.read_table(f)) for f in part_files(manifest)]
+    table = dedupe(pa.concat_tables(parts)) if parts else SCHEMA.empty_table()
+    table = _resolve_paths(table, root)
+    return table.select(list(columns)) if columns else table
+
+
+def _relative_paths(rows: list[dict], root: Path) -> list[dict]:
+    out = []
+    for r in rows:
+        r = dict(r)
+        p = r.get("path")
+        if p and os.path.isabs(p):
+            r["path"] = os.path.relpath(p, root)
+        out.append(r)
+    return out
+
+
+def to_table(rows: Iterable[dict], root: str | os.PathLike | None = None) -> pa.Table:
+    """Rows (dicts with schema columns) -> a v1 table; absolute paths made relative to `root`."""
+    rows = list(rows)
+    if root is not None:
+        rows = _relative_paths(rows, Path(root))
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def atomic_write_table(table: pa.Table, dest: Path) -> None:
+    """Write `table` to `dest` through a hidden temp file + fsync + rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write(rows: Iterable[dict] | pa.Table, dest: str | os.PathLike) -> Path:
+    """Write a manifest file (absolute paths become relative to its folder). Returns its path."""
+    dest = Path(dest)
+    table = rows if isinstance(rows, pa.Table) else to_table(rows, dest.parent)
+    missing = [n for n in REQUIRED if table.num_rows and table[n].null_count]
+    if missing:
+        raise UsageError(f"rows have nulls in required column(s) {', '.join(missing)}")
+    atomic_write_table(_conform(table), dest)
+    return dest
+
+
+def write_part(rows: Iterable[dict], folder: str | os.PathLike, name: str) -> Path:
+    """Write rows as a part `name`.parquet of the folder manifest `folder`."""
+    folder = Path(folder)
+    return write(to_table(rows, folder), folder / f"{name}.parquet")
+
+
+def compact(folder: str | os.PathLike, name: str = "manifest") -> Path:
+    """Merge a folder's parts into one deduplicated part; old parts removed after the new one lands."""
+    folder = Path(folder)
+    old = part_files(folder)
+    table = read(folder)
+    table = to_table(table.to_pylist(), folder)
+    dest = write(table, folder / f"{name}.parquet")
+    for f in old:
+        if f != dest:
+            f.unlink(missing_ok=True)
+    return dest

@@ -1,0 +1,9 @@
+"""Reconstruction back-ends: importing this package registers every one of them.
+
+Heavy libraries are imported inside each back-end's `load`, so listing back-ends is cheap.
+"""
+from . import classical_codec, griffinlim  # noqa: F401  (registration side effect)
+from .base import Backend
+from .registry import BACKENDS, available, get, register
+
+__all__ = ["BACKENDS", "Backend", "available", "get", "register"]

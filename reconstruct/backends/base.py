@@ -1,0 +1,108 @@
+"""The one protocol every reconstruction back-end follows.
+
+A back-end knows `name`, `method` (codec | vocoder | diffusion), its internal `sample_rate`
+and how to turn a waveform into its reconstruction. It knows nothing of files, manifests or
+Ray: `reconstruct(wav, sr, seed)` takes and returns arrays. The base class does the parts
+every back-end must get right the same way: resampling to the internal rate and back, exact
+output length, float32 in [-1, 1], and refusing non-finite output.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from manifests.audio import fit_length, resample
+from manifests.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """A back-end without tunable parameters."""
+
+
+class Backend(ABC):
+    """Base class: subclasses set the class attributes and implement `_reconstruct`."""
+
+    name: ClassVar[str]                  # registry key, e.g. "griffinlim"
+    method: ClassVar[str]                # codec | vocoder | diffusion
+    sample_rate: ClassVar[int]           # rate the model works at, Hz
+    Params: ClassVar[type] = NoParams    # frozen dataclass of parameters, recorded in the manifest
+    weights: ClassVar[str | None] = None  # where pretrained weights come from (hub id); None = weight-free
+    description: ClassVar[str] = ""      # one line for `reconstruct list`
+
+    def __init__(self, params: dict[str, Any] | None = None, checkpoint: str | Path | None = None,
+                 device: str = "cpu") -> None:
+        self.params = parse_params(self.Params, params or {}, self.name)
+        self.device = torch.device(device)
+        self.checkpoint_sha256: str | None = None  # set by back-ends that load weights
+        self.load(Path(checkpoint) if checkpoint else None)
+
+    def load(self, checkpoint: Path | None) -> None:
+        """Load weights (once per worker). Weight-free back-ends need nothing."""
+
+    @abstractmethod
+    def _reconstruct(self, wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """wav: (T,) float32 at self.sample_rate on self.device -> (T',) float32, T' close to T."""
+
+    def params_json(self) -> str:
+        """The parameters as canonical JSON, for the manifest's `params` column."""
+        return json.dumps(dataclasses.asdict(self.params), sort_keys=True)
+
+    @torch.inference_mode()
+    def reconstruct(self, wav: np.ndarray, sr: int, seed: int = 0) -> np.ndarray:
+        """wav: (T,) float32 in [-1, 1] at sr Hz -> (T,) float32 in [-1, 1] at sr Hz, same length.
+
+        Deterministic for a given seed. Raises ValueError for input it cannot take
+        (too short, non-finite) and RuntimeError if the model produces non-finite audio.
+        """
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim != 1:
+            raise ValueError(f"expected mono audio of shape (T,), got {wav.shape}")
+        if not np.isfinite(wav).all():
+            raise ValueError("input audio contains NaN or Inf")
+        inner = resample(wav, sr, self.sample_rate)
+        if inner.shape[0] < self.min_samples():
+            raise ValueError(f"clip of {wav.shape[0]} samples at {sr} Hz is shorter than {self.name}'s "
+                             f"minimum of {self.min_samples()} samples at {self.sample_rate} Hz")
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        out = self._reconstruct(torch.from_numpy(inner).to(self.device), generator)
+        out = out.detach().float().cpu().numpy().reshape(-1)
+        if not np.isfinite(out).all():
+            raise RuntimeError(f"{self.name} produced NaN or Inf audio")
+        out = fit_length(resample(fit_length(out, inner.shape[0]), self.sample_rate, sr), wav.shape[0])
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+    def min_samples(self) -> int:
+        """Shortest input (at self.sample_rate) the model can take."""
+        return 1
+
+
+def parse_params(cls: type, given: dict[str, Any], backend: str) -> Any:
+    """Build the frozen Params dataclass from user strings/values, with clear errors."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        allowed = ", ".join(fields) or "none"
+        raise UsageError(f"{backend} has no parameter(s) {', '.join(unknown)} (allowed: {allowed})")
+    values = {}
+    for key, raw in given.items():
+        default = fields[key].default
+        typ = type(default) if default is not dataclasses.MISSING else str
+        try:
+            values[key] = typ(raw) if not isinstance(raw, typ) else raw
+        except (TypeError, ValueError):
+            raise UsageError(f"{backend} parameter {key}={raw!r} is not a {typ.__name__}") from None
+    params = cls(**values)
+    check = getattr(params, "check", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as e:
+            raise UsageError(f"{backend}: {e}") from None
+    return params
