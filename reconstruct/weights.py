@@ -7,8 +7,13 @@ HF_HUB_OFFLINE=1 is set.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import json
 import os
+import shutil
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from manifests.errors import UsageError
 
@@ -49,21 +54,108 @@ def local_path(name: str, checkpoint: str | os.PathLike | None = None) -> Path |
     return path if path.is_dir() and any(path.iterdir()) else None
 
 
-def resolve(name: str, source: str | None, checkpoint: str | os.PathLike | None = None) -> Path:
-    """The folder (or file) holding `name`'s weights, downloading from the hub only when online."""
+def resolve(name: str, source: str | None, checkpoint: str | os.PathLike | None = None,
+            allow_patterns: list[str] | None = None) -> Path:
+    """The folder (or file) holding `name`'s weights, downloading into the store only when online.
+
+    `source` is a Hugging Face repo id or an http(s) URL of a single weights file;
+    `allow_patterns` restricts a hub download to the files the back-end needs.
+    """
     path = local_path(name, checkpoint)
     if path is not None:
         return path
     if offline() or not source:
         raise not_available(name, source)
-    from huggingface_hub import snapshot_download
+    return pull(name, source, allow_patterns)
 
+
+MANIFEST = "hardspoof-weights.json"  # written next to the weights by `pull`, read by `verify`
+
+
+def pull(name: str, source: str, allow_patterns: list[str] | None = None, force: bool = False) -> Path:
+    """Download `name`'s weights into the store and record every file's sha256; returns the folder.
+
+    Downloads go to a temporary sibling folder renamed into place at the end, so an
+    interrupted pull never leaves a half-filled store entry that `resolve` would accept.
+    """
     target = store_dir() / name
+    if target.is_dir() and (target / MANIFEST).is_file() and not force:
+        return target
+    partial = target.with_name(f".{name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     try:
-        snapshot_download(source, local_dir=str(target))
-    except Exception as e:  # noqa: BLE001 - any hub failure means "not available"
+        if source.startswith(("http://", "https://")):
+            import torch.hub
+
+            torch.hub.download_url_to_file(source, str(partial / source.rsplit("/", 1)[-1]), progress=True)
+        else:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(source, local_dir=str(partial), allow_patterns=allow_patterns)
+            shutil.rmtree(partial / ".cache", ignore_errors=True)  # hub bookkeeping, not weights
+    except Exception as e:  # noqa: BLE001 - any download failure means "not available"
+        shutil.rmtree(partial, ignore_errors=True)
         raise UsageError(f"could not download {source} for {name}: {str(e).splitlines()[0]}") from None
+    write_manifest(partial, name, source)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
     return target
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every regular file under folder except hidden ones and the manifest, sorted."""
+    return sorted(f for f in folder.rglob("*") if f.is_file() and f.name != MANIFEST
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path, name: str, source: str | None) -> Path:
+    """Record sha256 and size of every file in folder as folder/hardspoof-weights.json."""
+    files = {f.relative_to(folder).as_posix(): {"sha256": _sha256_file(f), "bytes": f.stat().st_size}
+             for f in _files(folder)}
+    record = {"name": name, "source": source, "checkpoint_sha256": checkpoint_sha256(folder),
+              "pulled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}
+    out = folder / MANIFEST
+    out.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def verify(folder: str | os.PathLike) -> list[str]:
+    """Problems found re-hashing folder against its manifest; [] means every file matches."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return [f"no {MANIFEST} in {folder} (staged by hand? re-run `reconstruct models pull`)"]
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError) as e:
+        return [f"{manifest} is not a valid weights manifest: {e}"]
+    problems = []
+    for rel, meta in sorted(files.items()):
+        f = folder / rel
+        if not f.is_file():
+            problems.append(f"missing {rel}")
+        elif _sha256_file(f) != meta["sha256"]:
+            problems.append(f"sha256 mismatch for {rel}")
+    extra = sorted(set(f.relative_to(folder).as_posix() for f in _files(folder)) - set(files))
+    problems += [f"unrecorded file {rel}" for rel in extra]
+    return problems
+
+
+def require(module: str, install: str) -> Any:
+    """Import a heavy optional library inside a back-end, or say exactly what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise UsageError(f"this back-end needs `{module}` ({e}); install it with `pip install {install}`") from None
 
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".th")

@@ -3,6 +3,7 @@
 Heavy libraries are imported inside each back-end's `load`, so listing back-ends is cheap.
 """
 from . import classical_codec, griffinlim  # noqa: F401  (registration side effect)
+from . import encodec_codec  # noqa: F401
 from .base import Backend
 from .registry import BACKENDS, available, get, register
 
