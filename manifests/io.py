@@ -94,7 +94,8 @@ def _conform(table: pa.Table) -> pa.Table:
 
 def _resolve_paths(table: pa.Table, root: Path) -> pa.Table:
     paths = [p if os.path.isabs(p) else os.path.normpath(root / p) for p in table["path"].to_pylist()]
-    return table.set_column(table.schema.get_field_index("path"), "path", pa.array(paths, pa.string()))
+    i = table.schema.get_field_index("path")
+    return table.set_column(i, table.schema.field(i), pa.array(paths, pa.string()))
 
 
 def dedupe(table: pa.Table) -> pa.Table:

@@ -35,6 +35,7 @@ class Backend(ABC):
     Params: ClassVar[type] = NoParams    # frozen dataclass of parameters, recorded in the manifest
     weights: ClassVar[str | None] = None  # where pretrained weights come from (hub id); None = weight-free
     description: ClassVar[str] = ""      # one line for `reconstruct list`
+    bundled: ClassVar[Path | None] = None  # weights shipped in the package, the last resort offline
 
     def __init__(self, params: dict[str, Any] | None = None, checkpoint: str | Path | None = None,
                  device: str = "cpu") -> None:
@@ -42,6 +43,23 @@ class Backend(ABC):
         self.device = torch.device(device)
         self.checkpoint_sha256: str | None = None  # set by back-ends that load weights
         self.load(Path(checkpoint) if checkpoint else None)
+
+    @classmethod
+    def weights_location(cls, checkpoint: str | Path | None = None) -> str | None:
+        """Where weights would come from without a download: "weight-free", "checkpoint",
+        "store", "bundled", or None when they would have to be downloaded."""
+        if cls.weights is None and cls.bundled is None:
+            return "weight-free"
+        from ..weights import local_path
+
+        if checkpoint is not None:
+            local_path(cls.name, checkpoint)  # raises if the path does not exist
+            return "checkpoint"
+        if local_path(cls.name) is not None:
+            return "store"
+        if cls.bundled is not None and Path(cls.bundled).is_dir():
+            return "bundled"
+        return None
 
     def load(self, checkpoint: Path | None) -> None:
         """Load weights (once per worker). Weight-free back-ends need nothing."""

@@ -1,0 +1,65 @@
+"""`reconstruct`: the hard-sample generator's command line (a thin shell over the library)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from manifests.clitools import Group, parse_kv
+
+from .config import RunConfig
+
+
+@click.group(cls=Group)
+def main() -> None:
+    """Reconstruct speech with codec, vocoder and diffusion back-ends into hard spoof samples."""
+
+
+@main.command()
+@click.option("--method", "methods", default="", help="Paradigm(s), comma-separated: codec,vocoder,diffusion.")
+@click.option("--model", "models", multiple=True, help="Back-end name (repeatable); see `reconstruct list`.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Back-end parameter (repeatable).")
+@click.option("--checkpoint", type=click.Path(), help="Weights folder/file for the one selected model.")
+@click.option("--corpus", required=True, help="'demo', a folder of audio, a CSV/TSV/Parquet (path,label), or an ASVspoof protocol.")
+@click.option("--audio-dir", type=click.Path(), help="Audio folder of an ASVspoof protocol corpus.")
+@click.option("--out", required=True, type=click.Path(), help="Output folder: OUT/manifest/ and OUT/audio/.")
+@click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True)
+@click.option("--workers", type=int, default=0, help="Actors per model (default: one per CPU, or per GPU share).")
+@click.option("--gpus-per-worker", type=float, default=0.0, show_default=True, help="GPUs per actor; fractions share a GPU.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Clips per worker call and manifest part.")
+@click.option("--ray-address", help="Join a running cluster: 'auto' or 'ray://HOST:10001'.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed; per-clip seeds derive from it.")
+@click.option("--limit", type=int, help="Only the first N corpus clips.")
+@click.option("--retry-failed", is_flag=True, help="Redo clips whose earlier row is `failed`.")
+@click.option("--dry-run", is_flag=True, help="Print the plan without loading any model.")
+@click.option("--max-failure-rate", type=float, default=0.05, show_default=True, help="Exit 1 above this share of failed clips.")
+@click.option("--allow-outside-root", is_flag=True, help="Accept protocol paths outside the corpus folder.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")
+def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], **options) -> None:
+    """Reconstruct every corpus clip with every selected model; re-running resumes."""
+    from .run import run as run_job
+
+    cfg = RunConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), models=models,
+                    params=tuple(parse_kv(params).items()), **options)
+    summary = run_job(cfg, echo=lambda s: click.echo(s, err=True))
+    if summary.dry_run:
+        click.echo(summary.table())
+        return
+    click.echo(summary.table())
+    click.echo(f"manifest: {summary.out / 'manifest'}")
+    if summary.failure_rate > cfg.max_failure_rate:
+        click.echo(f"error: {summary.failure_rate:.1%} of clips failed (> --max-failure-rate "
+                   f"{cfg.max_failure_rate:.1%}); see the `error` column", err=True)
+        sys.exit(1)
+
+
+@main.command("list")
+def list_backends() -> None:
+    """Every back-end: paradigm, sample rate, and where its weights would come from offline."""
+    from .backends import BACKENDS
+
+    click.echo(f"{'model':<24} {'method':<10} {'rate':>6}  {'weights offline':<16} description")
+    for name in sorted(BACKENDS, key=lambda n: (BACKENDS[n].method, n)):
+        cls = BACKENDS[name]
+        where = cls.weights_location() or f"no (pull {cls.weights})"
+        click.echo(f"{name:<24} {cls.method:<10} {cls.sample_rate:>6}  {where:<16} {cls.description}")

@@ -1,0 +1,107 @@
+"""Two executors of one plan: Ray Data (an actor pool per model) and a plain in-process loop.
+
+Both feed the same `ReconstructWorker` the same batches, so they write the same rows and,
+for deterministic back-ends, the same audio. Ray lives in this module only.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Callable, Iterator
+
+import pyarrow as pa
+
+from manifests.errors import UsageError
+
+from .plan import ModelSpec
+from .worker import ReconstructWorker, cpu_threads
+
+# Environment the workers need, forwarded into Ray's runtime env when set in the driver.
+FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARDSPOOF_OFFLINE", "HARDSPOOF_MODELS",
+                 "HF_HOME", "TORCH_HOME", "OMP_NUM_THREADS")
+
+
+def batches(table: pa.Table, size: int) -> list[pa.Table]:
+    """Zero-copy slices of at most `size` rows."""
+    return [table.slice(i, size) for i in range(0, table.num_rows, size)]
+
+
+def run_local(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: str, batch_size: int,
+              workers: int, device: str) -> Iterator[pa.Table]:
+    """In-process: one worker per model, batches in plan order."""
+    for spec, table in jobs:
+        worker = ReconstructWorker(spec, manifest_dir, run_id, threads=cpu_threads(workers or 1), device=device)
+        for batch in batches(table, batch_size):
+            yield worker(batch)
+
+
+def _check_address(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast (one line) when a ray://host:port address does not answer."""
+    if not address.startswith("ray://"):
+        return
+    host, _, port = address[len("ray://"):].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port or 10001)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as e:
+        raise UsageError(f"Ray cluster at {address} does not answer ({e}); check the address and that the head runs")
+
+
+def _init_ray(address: str | None, num_gpus_hint: float) -> bool:
+    """Start or join Ray; True when this call started it (and so must shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    kwargs = dict(runtime_env={"env_vars": env}, log_to_driver=False, include_dashboard=False)
+    if address:
+        _check_address(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, TimeoutError) as e:
+            raise UsageError(f"cannot join Ray at {address}: {str(e).splitlines()[0]}") from None
+    else:
+        ray.init(num_cpus=os.cpu_count(), **kwargs)
+    return True
+
+
+def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: str, batch_size: int,
+            workers: int, gpus_per_worker: float, address: str | None, device: str) -> Iterator[pa.Table]:
+    """Ray Data: per model, plan blocks -> map_batches(ReconstructWorker) on a fixed actor pool."""
+    import ray
+    import ray.data
+
+    started = _init_ray(address, gpus_per_worker)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the driver draws its own bar
+        ctx.print_on_execution_start = False
+        cpus = ray.cluster_resources().get("CPU", 1)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        for spec, table in jobs:
+            blocks = batches(table, batch_size)
+            default = int(gpus // gpus_per_worker) if gpus_per_worker else int(cpus)
+            pool = max(1, min(workers or default, len(blocks)))
+            threads = cpu_threads(pool) if not address else 1
+            ds = ray.data.from_arrow(blocks).map_batches(
+                ReconstructWorker,
+                fn_constructor_kwargs=dict(spec=spec, manifest_dir=manifest_dir, run_id=run_id,
+                                           threads=threads, device=device),
+                batch_size=batch_size,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=pool),
+                num_cpus=threads if not gpus_per_worker else 1,
+                num_gpus=gpus_per_worker or None,
+            )
+            yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def executor(name: str) -> Callable[..., Iterator[pa.Table]]:
+    """'ray' or 'local'."""
+    if name not in ("ray", "local"):
+        raise UsageError(f"unknown executor {name!r}; choose ray or local")
+    return run_ray if name == "ray" else run_local

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from manifests.corpus import import_corpus
+from manifests.errors import UsageError
+
+from ..conftest import speechlike
+
+
+def test_folder_is_recursive_and_all_bonafide(tmp_path):
+    for rel in ("a/x.wav", "a/b/y.flac", "z.ogg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / rel, speechlike(0.2), 16000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    rows = import_corpus(tmp_path)
+    assert sorted(r["utt_id"] for r in rows) == ["a/b/y", "a/x", "z"]
+    assert {r["label"] for r in rows} == {"bonafide"} and {r["kind"] for r in rows} == {"original"}
+    assert all(r["status"] == "ok" and r["sample_rate"] == 16000 and len(r["sha256"]) == 64 for r in rows)
+
+
+def test_table_with_protocol_columns(corpus):
+    rows = import_corpus(corpus)  # a folder with protocol.csv is read through it
+    assert len(rows) == 6
+    spoof = [r for r in rows if r["label"] == "spoof"]
+    assert {r["attack"] for r in spoof} == {"A01", "A02"}
+    assert {r["split"] for r in rows} == {"train", "dev"}
+    assert all(r["source_id"] == r["utt_id"] for r in rows)
+
+
+def test_unreadable_clip_is_a_failed_row_not_a_crash(corpus):
+    (corpus / "bonafide/spk0/utt0.flac").write_bytes(b"RIFF....garbage")
+    rows = {r["utt_id"]: r for r in import_corpus(corpus)}
+    assert rows["bonafide/spk0/utt0"]["status"] == "failed"
+    assert "cannot decode" in rows["bonafide/spk0/utt0"]["error"]
+    assert sum(r["status"] == "ok" for r in rows.values()) == 5
+
+
+def test_asvspoof_protocol(tmp_path):
+    audio = tmp_path / "flac"
+    audio.mkdir()
+    lines = []
+    for i, (label, attack) in enumerate([("bonafide", "-"), ("spoof", "A01"), ("spoof", "A02")]):
+        sf.write(audio / f"LA_T_{i}.flac", speechlike(0.2, seed=i), 16000)
+        lines.append(f"LA_00{i} LA_T_{i} - {attack} {label}")
+    proto = tmp_path / "ASVspoof2019.LA.cm.train.trn.txt"
+    proto.write_text("\n".join(lines) + "\n")
+    rows = import_corpus(proto, audio_dir=audio)
+    assert [r["attack"] for r in rows] == ["-", "A01", "A02"]
+    assert {r["split"] for r in rows} == {"train"} and rows[0]["speaker"] == "LA_000"
+
+
+def test_malformed_protocol_line_names_the_line(tmp_path):
+    proto = tmp_path / "p.txt"
+    proto.write_text("LA_0 LA_T_0 - - bonafide\nLA_0 LA_T_1 - A01\n")
+    with pytest.raises(UsageError, match=r"line 2: expected 5 fields"):
+        import_corpus(proto, audio_dir=tmp_path)
+
+
+@pytest.mark.parametrize("content,match", [
+    ("path\nx.wav\n", "lacks column"),
+    ("path,label\nx.wav,maybe\n", "label 'maybe'"),
+    ("path,label\n../../etc/passwd,bonafide\n", "outside the corpus root"),
+    ("path,label\n/etc/passwd,bonafide\n", "outside the corpus root"),
+])
+def test_bad_tables_are_usage_errors(tmp_path, content, match):
+    (tmp_path / "c.csv").write_text(content)
+    with pytest.raises(UsageError, match=match):
+        import_corpus(tmp_path / "c.csv")
+
+
+def test_duplicate_ids_and_empty_and_missing(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(100, np.float32), 16000)
+    (tmp_path / "c.csv").write_text("utt_id,path,label\nx,a.wav,bonafide\nx,a.wav,spoof\n")
+    with pytest.raises(UsageError, match="duplicate utt_id 'x'"):
+        import_corpus(tmp_path / "c.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no audio files"):
+        import_corpus(tmp_path / "empty")
+    with pytest.raises(UsageError, match="corpus not found"):
+        import_corpus(tmp_path / "missing")
+
+
+def test_demo_corpus_is_shipped():
+    rows = import_corpus("demo")
+    assert len(rows) >= 20 and {r["label"] for r in rows} == {"bonafide", "spoof"}
+    assert all(r["status"] == "ok" for r in rows)
