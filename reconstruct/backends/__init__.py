@@ -4,6 +4,10 @@ Heavy libraries are imported inside each back-end's `load`, so listing back-ends
 """
 from . import classical_codec, griffinlim  # noqa: F401  (registration side effect)
 from . import encodec_codec  # noqa: F401
+from . import dac_codec  # noqa: F401
+from . import hifigan  # noqa: F401
+from . import diffwave  # noqa: F401
+from . import mel_diffusion  # noqa: F401
 from .base import Backend
 from .registry import BACKENDS, available, get, register
 
