@@ -7,6 +7,7 @@ from . import encodec_codec  # noqa: F401
 from . import dac_codec  # noqa: F401
 from . import hifigan  # noqa: F401
 from . import diffwave  # noqa: F401
+from . import audioldm2  # noqa: F401
 from . import mel_diffusion  # noqa: F401
 from .base import Backend
 from .registry import BACKENDS, available, get, register
