@@ -1,0 +1,80 @@
+"""`reconstruct models list|pull|verify` and `reconstruct bench`: thin click shells over `models.py`.
+
+Attach to the main group with `main.add_command(models)` and `main.add_command(bench)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import click
+
+from manifests.clitools import Group
+
+
+@click.group("models", cls=Group)
+def models() -> None:
+    """Stage, list and check pretrained weights in the local model store (HARDSPOOF_MODELS)."""
+
+
+@models.command("list")
+@click.option("--method", type=click.Choice(["codec", "vocoder", "diffusion"]), help="Only this paradigm.")
+def list_cmd(method: str | None) -> None:
+    """Each back-end: paradigm, sample rate, weights source, and where its weights are offline."""
+    from . import models as M
+    from .weights import store_dir
+
+    click.echo(f"model store: {store_dir()}")
+    click.echo(f"{'model':<24} {'method':<10} {'rate':>6}  {'source':<40} offline")
+    for m in M.list_models(method):
+        click.echo(f"{m.name:<24} {m.method:<10} {m.sample_rate:>6}  {m.source:<40} {m.offline}")
+
+
+@models.command("pull")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download again even if the store already has it.")
+def pull_cmd(name: str, force: bool) -> None:
+    """Download NAME's weights into the model store and record their sha256 (online machines)."""
+    from . import models as M
+
+    click.echo(f"{name}: {M.pull(name, force=force)}")
+
+
+@models.command("verify")
+@click.argument("names", nargs=-1)
+def verify_cmd(names: tuple[str, ...]) -> None:
+    """Re-hash staged weights against the record written at pull time; exit 1 on any mismatch."""
+    from . import models as M
+
+    results = M.verify(list(names))
+    if not results:
+        click.echo("no staged models to verify")
+    for name, problems in results.items():
+        click.echo(f"{name}: {'ok' if not problems else 'FAILED: ' + '; '.join(problems)}")
+    if any(results.values()):
+        sys.exit(1)
+
+
+@click.command("bench")
+@click.option("--method", type=click.Choice(["codec", "vocoder", "diffusion"]), help="Only this paradigm.")
+@click.option("--model", "names", multiple=True, help="Back-end name (repeatable); default: all of --method.")
+@click.option("--seconds", type=float, default=4.0, show_default=True, help="Length of the test clip.")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs per back-end (median).")
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "json_out", type=click.Path(), help="Also write the rows as JSON here.")
+def bench(method: str | None, names: tuple[str, ...], seconds: float, repeats: int, threads: int | None,
+          device: str, json_out: str | None) -> None:
+    """Real-time factor (processing time / audio time) per back-end on this machine.
+
+    Back-ends without local weights are timed with random weights in the published
+    configuration, labelled `random-init` (same speed, meaningless audio).
+    """
+    from . import models as M
+
+    rows = M.bench(method, list(names), seconds, repeats, threads, device, echo=lambda s: click.echo(s, err=True))
+    click.echo(M.format_table(rows))
+    if json_out:
+        with open(json_out, "w") as fh:
+            json.dump([dataclasses.asdict(r) for r in rows], fh, indent=1)
