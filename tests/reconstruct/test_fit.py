@@ -74,3 +74,24 @@ def test_cli_fit_bad_corpus_exits_2(tmp_path):
     res = CliRunner().invoke(fit, ["--method", "diffusion", "--corpus", str(tmp_path / "nope"),
                                    "--out", str(tmp_path / "ckpt")])
     assert res.exit_code == 2 and "corpus not found" in res.output
+
+
+def test_cli_fit_output_feeds_reconstruct_run(corpus, tmp_path):
+    """`reconstruct fit` then `reconstruct run --method diffusion --model mel-diffusion --checkpoint`."""
+    import pyarrow.parquet as pq
+
+    from reconstruct.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    res = CliRunner().invoke(fit, ["--method", "diffusion", "--corpus", str(corpus), "--out", str(ckpt),
+                                   "--steps", "1", "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["run", "--method", "diffusion", "--model", "mel-diffusion", "--checkpoint",
+                                    str(ckpt), "--corpus", str(corpus), "--out", str(tmp_path / "out"),
+                                    "--executor", "local", "--limit", "2", "--param", "steps=4",
+                                    "--param", "strength=0.5", "--param", "gl_iters=4"])
+    assert res.exit_code == 0, res.output
+    table = pq.read_table(tmp_path / "out" / "manifest").to_pylist()
+    recon = [r for r in table if r["kind"] == "reconstruction"]
+    assert recon and all(r["status"] == "ok" and r["model"] == "mel-diffusion" and r["method"] == "diffusion"
+                         for r in recon)
