@@ -1,0 +1,98 @@
+"""Training-time augmentation: additive noise at 0-15 dB SNR, RIR convolution, optional RawBoost.
+
+Noise and RIRs come from folders when given, else are synthesised (coloured noise; exponentially
+decaying noise as an impulse response), so augmentation works on a bare machine.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from manifests.audio import AudioError, load_audio
+
+from .data import audio_files
+
+
+def add_noise(wav: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Mix (T,) `noise` (tiled/cropped to T) into (T,) `wav` at `snr_db` dB."""
+    noise = np.resize(noise, wav.shape)
+    p_sig = float(np.mean(wav ** 2)) + 1e-10
+    p_noise = float(np.mean(noise ** 2)) + 1e-10
+    return (wav + noise * np.sqrt(p_sig / (p_noise * 10 ** (snr_db / 10)))).astype(np.float32)
+
+
+def convolve_rir(wav: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """Reverberate (T,) `wav` with impulse response (K,); output (T,), peak level kept."""
+    rir = rir / (np.linalg.norm(rir) + 1e-10)
+    out = signal.fftconvolve(wav, rir)[: wav.shape[0]]
+    return (out * (np.abs(wav).max() + 1e-10) / (np.abs(out).max() + 1e-10)).astype(np.float32)
+
+
+def synthetic_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) coloured noise with a random spectral slope (white to brown)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spec.shape[0]) + 1.0
+    return np.fft.irfft(spec / f ** rng.uniform(0, 1), n).astype(np.float32)
+
+
+def synthetic_rir(sr: int, rng: np.random.Generator) -> np.ndarray:
+    """An exponentially decaying noise impulse response, RT60 0.1-0.8 s."""
+    rt60 = rng.uniform(0.1, 0.8)
+    t = np.arange(int(rt60 * sr)) / sr
+    rir = rng.standard_normal(t.shape) * np.exp(-6.9 * t / rt60)
+    rir[0] = 1.0
+    return rir.astype(np.float32)
+
+
+def rawboost(wav: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """RawBoost (Tak et al. 2022), series of its three algorithms, compact:
+    linear/non-linear convolutive noise (random notch-filter bank on x, x^2, x^3), impulsive
+    signal-dependent noise on ~10% samples, and stationary coloured additive noise at 10-40 dB SNR."""
+    y = np.zeros_like(wav)
+    for power in (1, 2, 3):  # LnL: a random FIR band-stop bank applied to each polynomial term
+        centre = rng.uniform(0.05, 0.45)
+        b = signal.firwin(31, [max(centre - 0.04, 0.01), min(centre + 0.04, 0.49)], pass_zero="bandstop", fs=1.0)
+        y += signal.lfilter(b, 1.0, wav ** power) / power
+    y = y / (np.abs(y).max() + 1e-10) * (np.abs(wav).max() + 1e-10)
+    idx = rng.random(y.shape) < 0.1  # ISD: impulsive, signal-dependent
+    y[idx] += y[idx] * rng.uniform(-2, 2, idx.sum()) * 0.5
+    y = add_noise(y, synthetic_noise(y.shape[0], rng), rng.uniform(10, 40))  # SSI
+    return np.clip(y, -1, 1).astype(np.float32)
+
+
+class Augmenter:
+    """Callable (wav (T,), rng) -> (T,): noise and reverberation, each with probability `p`."""
+
+    def __init__(self, sr: int = 16000, noise_dir: str | None = None, rir_dir: str | None = None,
+                 snr_db: tuple[float, float] = (0.0, 15.0), p: float = 0.5, use_rawboost: bool = False,
+                 max_bank: int = 200):
+        self.sr, self.snr, self.p, self.use_rawboost = sr, snr_db, p, use_rawboost
+        self.noises = self._bank(noise_dir, max_bank)
+        self.rirs = self._bank(rir_dir, max_bank)
+
+    def _bank(self, folder: str | None, max_items: int) -> list[np.ndarray]:
+        if not folder:
+            return []
+        out = []
+        for f in audio_files(Path(folder))[:max_items]:
+            try:
+                out.append(load_audio(f, sr=self.sr)[0])
+            except AudioError:
+                continue
+        return out
+
+    def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.use_rawboost:
+            wav = rawboost(wav, self.sr, rng)
+        if rng.random() < self.p:
+            rir = self.rirs[rng.integers(len(self.rirs))] if self.rirs else synthetic_rir(self.sr, rng)
+            wav = convolve_rir(wav, rir)
+        if rng.random() < self.p:
+            noise = self.noises[rng.integers(len(self.noises))] if self.noises else synthetic_noise(wav.shape[0], rng)
+            if noise.shape[0] > wav.shape[0]:
+                start = rng.integers(0, noise.shape[0] - wav.shape[0] + 1)
+                noise = noise[start:start + wav.shape[0]]
+            wav = add_noise(wav, noise, rng.uniform(*self.snr))
+        return np.clip(wav, -1, 1).astype(np.float32)

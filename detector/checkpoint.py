@@ -1,0 +1,94 @@
+"""Checkpoint folder: config.json, model.safetensors, meta.json (threshold, manifest hashes, layer weights).
+
+A frozen pretrained front-end is not copied into model.safetensors: it is re-resolved from the
+source named in config.json (see Detector.saved_state).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from manifests.errors import UsageError
+
+from .config import RunConfig
+from .model import Detector
+
+FORMAT = "hardspoof-detector/1"
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def save(folder: str | os.PathLike, model: Detector, cfg: RunConfig, meta: dict[str, Any]) -> Path:
+    """Write the three files of a checkpoint into `folder` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(folder / "model.safetensors", model.saved_state())
+    _atomic_json(folder / "config.json", {"format": FORMAT, **cfg.to_dict()})
+    _atomic_json(folder / "meta.json", meta)
+    return folder
+
+
+def read_config(folder: str | os.PathLike) -> RunConfig:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise UsageError(f"--checkpoint {folder} has no config.json; give a folder written by `detector train`")
+    d = json.loads(path.read_text())
+    fmt = d.pop("format", None)
+    if fmt != FORMAT:
+        raise UsageError(f"checkpoint {folder} has format {fmt!r}; this toolkit reads {FORMAT!r}")
+    return RunConfig.from_dict(d)
+
+
+def load_state(model: Detector, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load `state` into `model`, raising a UsageError that names every mismatch."""
+    own = model.state_dict()
+    optional = {k for k in own if k.startswith("frontend.")} if set(model.saved_state()) != set(own) else set()
+    missing = [k for k in own if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
+              if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
+                 f"shape mismatch {shapes[:3]}" if shapes else ""]
+        raise UsageError(f"weights in {where} do not fit the model built from its config "
+                         f"({'; '.join(p for p in parts if p)}); they come from a different config: "
+                         "use the config.json saved next to them")
+    model.load_state_dict(state, strict=False)
+
+
+def load(folder: str | os.PathLike, cfg: RunConfig | None = None) -> tuple[Detector, RunConfig, dict[str, Any]]:
+    """(model in eval mode, its config, meta) from a checkpoint folder (or a run folder holding final/).
+
+    `cfg`, when given, must match the saved model config, else a UsageError names the differences.
+    """
+    folder = Path(folder)
+    if (folder / "final" / "config.json").is_file():
+        folder = folder / "final"
+    saved = read_config(folder)
+    if cfg is not None and cfg.model != saved.model:
+        diff = {k: (v, getattr(saved.model, k)) for k, v in cfg.model.__dict__.items() if getattr(saved.model, k) != v}
+        raise UsageError(f"checkpoint {folder} was trained with a different model config: "
+                         + ", ".join(f"{k}={b!r} (asked {a!r})" for k, (a, b) in diff.items()))
+    model = Detector(saved.model)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise UsageError(f"checkpoint {folder} has no model.safetensors")
+    load_state(model, load_file(str(weights)), str(weights))
+    meta_path = folder / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return model.eval(), saved, meta

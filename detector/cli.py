@@ -1,0 +1,153 @@
+"""`detector` CLI: a thin shell over train / evaluate / score / inspect.
+
+Scores everywhere are bona fide logits: higher score = more likely bona fide.
+Exit codes: 0 ok, 2 bad usage or input (one-line message).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from manifests.clitools import Group
+
+from .config import RunConfig, load_yaml
+
+# CLI option -> (config section, field); None values (option not given) leave the config as is.
+_OPTIONS = {
+    "frontend": ("model", "frontend"), "aggregation": ("model", "aggregation"), "backend": ("model", "backend"),
+    "finetune": ("model", "finetune"), "tiny_hidden": ("model", "tiny_hidden"), "tiny_layers": ("model", "tiny_layers"),
+    "loss": ("train", "loss"), "alpha": ("train", "alpha"), "beta": ("train", "beta"), "gamma": ("train", "gamma"),
+    "margin": ("train", "margin"), "lr": ("train", "lr"), "lr_halve_every": ("train", "lr_halve_every"),
+    "epochs": ("train", "epochs"), "patience": ("train", "patience"), "average_last": ("train", "average_last"),
+    "max_steps": ("train", "max_steps"), "seed": ("train", "seed"), "crop": ("data", "crop"),
+    "batch_size": ("data", "batch_size"), "dev_fraction": ("data", "dev_fraction"), "augment": ("data", "augment"),
+    "noise_dir": ("data", "noise_dir"), "rir_dir": ("data", "rir_dir"), "rawboost": ("data", "rawboost"),
+    "num_workers": ("data", "num_workers"),
+}
+
+
+def build_config(config_file: str | None, bonafide_methods: str | None, **opts) -> RunConfig:
+    """Defaults < --config YAML < explicit options."""
+    cfg = load_yaml(config_file) if config_file else RunConfig()
+    for name, value in opts.items():
+        if value is not None:
+            section, field = _OPTIONS[name]
+            cfg = cfg.replace(section, **{field: value})
+    if bonafide_methods is not None:
+        cfg = cfg.replace("data", bonafide_methods=tuple(m for m in bonafide_methods.split(",") if m))
+    return cfg
+
+
+@click.group(cls=Group)
+def main() -> None:
+    """Train and run audio-deepfake detectors. Scores: higher = more likely bona fide."""
+
+
+@main.command()
+@click.option("--manifest", "manifests_", multiple=True, required=True, help="Training manifest (repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint in OUT/final).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="YAML with data/model/train sections.")
+@click.option("--frontend", help="xlsr | tiny | hf:<hub-id-or-folder>  [xlsr]")
+@click.option("--aggregation", type=click.Choice(["attn", "weighted", "last"]), help="Layer aggregation [attn].")
+@click.option("--backend", type=click.Choice(["aasist", "linear"]), help="Back-end [aasist].")
+@click.option("--finetune/--freeze", default=None, help="Train the pretrained front-end too [freeze].")
+@click.option("--tiny-hidden", type=int, help="tiny front-end hidden size [32].")
+@click.option("--tiny-layers", type=int, help="tiny front-end layers [2].")
+@click.option("--loss", type=click.Choice(["racl", "ce"]), help="RACL or plain cross-entropy [racl].")
+@click.option("--alpha", type=float, help="Weight of L_std [0.6].")
+@click.option("--beta", type=float, help="Weight of L_enh [0.1].")
+@click.option("--gamma", type=float, help="Weight of L_reg [0.3].")
+@click.option("--margin", type=float, help="Contrastive margin on unit embeddings [1.0].")
+@click.option("--lr", type=float, help="Adam learning rate [5e-4].")
+@click.option("--lr-halve-every", type=int, help="Halve the lr every N epochs [10].")
+@click.option("--epochs", type=int, help="Maximum epochs [100].")
+@click.option("--patience", type=int, help="Early stopping patience in epochs [10].")
+@click.option("--average-last", type=int, help="Average the best epoch and the N-1 before it [5].")
+@click.option("--max-steps", type=int, help="Cap steps per epoch (smoke runs).")
+@click.option("--seed", type=int, help="Random seed [688].")
+@click.option("--crop", type=int, help="Samples per crop at 16 kHz [64600].")
+@click.option("--batch-size", type=int, help="Clips per batch per process [16].")
+@click.option("--dev-fraction", type=float, help="Speaker share for dev when the manifest has no split [0.2].")
+@click.option("--bonafide-methods", help="Comma list of reconstruction methods labelled bona fide [none].")
+@click.option("--augment/--no-augment", default=None, help="Noise + RIR augmentation [on].")
+@click.option("--noise-dir", type=click.Path(exists=True), help="Noise/music audio folder [synthetic].")
+@click.option("--rir-dir", type=click.Path(exists=True), help="Room impulse response folder [synthetic].")
+@click.option("--rawboost/--no-rawboost", default=None, help="RawBoost augmentation [off].")
+@click.option("--num-workers", type=int, help="DataLoader workers [0].")
+@click.option("--fresh", is_flag=True, help="Ignore OUT/last and start over.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def train(manifests_, out, config_file, bonafide_methods, fresh, no_progress, **opts) -> None:
+    """Train a detector on one or more manifests (status=ok rows; splits from the `split` column)."""
+    from .train import train as run
+
+    cfg = build_config(config_file, bonafide_methods, **opts)
+    summary = run(list(manifests_), out, cfg, resume=not fresh, progress=not no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(f"checkpoint {summary['out']}: dev EER {100 * summary['dev_eer']:.3f}% "
+                   f"(epochs {summary['averaged_epochs']} averaged), threshold {summary['threshold']:.4f}, "
+                   f"{summary['failed_clips']} unreadable clip(s) skipped")
+
+
+@main.command("eval")
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
+@click.option("--manifest", required=True, type=click.Path(exists=True), help="Manifest to evaluate.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [CHECKPOINT/eval/<manifest>].")
+@click.option("--bonafide-methods", help="Override the label policy of the checkpoint (comma list).")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def eval_(ckpt, manifest, out, bonafide_methods, batch_size, no_progress) -> None:
+    """EER %, minDCF, per-attack/method/model EER; writes scores.tsv (higher = bona fide), det.png, hist.png."""
+    from .evaluate import evaluate
+
+    methods = None if bonafide_methods is None else [m for m in bonafide_methods.split(",") if m]
+    r = evaluate(ckpt, manifest, out, methods, batch_size, progress=not no_progress)
+    click.echo(f"clips {r['n']}  EER {100 * r['eer']:.3f}%  minDCF {r['min_dcf']:.4f}  "
+               f"threshold@EER {r['eer_threshold']:.4f}  (checkpoint threshold {r['threshold']:.4f})")
+    for title, key in (("attack", "per_attack"), ("method", "per_method"), ("model", "per_model")):
+        for name, v in r[key].items():
+            click.echo(f"  {title:<7} {name:<28} EER {100 * v:.3f}%")
+    if r["failed"]:
+        click.echo(f"{len(r['failed'])} unreadable clip(s) skipped, e.g. {next(iter(r['failed'].items()))}", err=True)
+    click.echo("wrote " + ", ".join(r["files"]))
+
+
+@main.command()
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
+@click.option("--input", "inputs", required=True, type=click.Path(exists=True), help="Audio file, folder or manifest.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores TSV (higher = more likely bona fide).")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def score(ckpt, inputs, out, batch_size, no_progress) -> None:
+    """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error."""
+    from .evaluate import score as run
+
+    r = run(ckpt, inputs, out, batch_size, progress=not no_progress)
+    click.echo(f"scored {r['scored']} file(s), {r['failed']} unreadable -> {r['out']}")
+
+
+@main.command()
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def inspect(ckpt, as_json) -> None:
+    """Print a checkpoint's config, threshold, dev EER and learned layer weights."""
+    from .evaluate import inspect as run
+
+    r = run(ckpt)
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    m = r["config"]["model"]
+    click.echo(f"front-end {m['frontend']}  aggregation {m['aggregation']}  back-end {m['backend']}  "
+               f"loss {r['config']['train']['loss']}")
+    click.echo(f"threshold {r['threshold']}  dev EER {r['dev_eer']}  averaged epochs {r['averaged_epochs']}")
+    for name, weights in (("layer weights (mean over dev)", r["layer_weights_dev_mean"]),
+                          ("layer weights (learned softmax)", r["layer_weights_learned"])):
+        if weights:
+            click.echo(f"{name}: " + " ".join(f"L{i}={w:.3f}" for i, w in enumerate(weights)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

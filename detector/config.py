@@ -1,0 +1,105 @@
+"""Run configuration: three frozen dataclasses (data, model, training); the CLI options are their fields.
+
+`RunConfig.to_dict/from_dict` round-trip through the checkpoint's config.json; unknown keys are
+refused with the list of allowed ones, so a config from another version fails loudly.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from manifests.errors import UsageError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    sample_rate: int = 16000              # Hz; every clip is resampled to this
+    crop: int = 64600                     # samples per training crop (~4 s); short clips are repeat-padded
+    batch_size: int = 16                  # clips per batch per process
+    bonafide_methods: tuple[str, ...] = ()  # reconstruction methods relabelled bona fide (default: all spoof)
+    dev_fraction: float = 0.2             # share of speakers held out for dev when the manifest has no split
+    augment: bool = True                  # additive noise + RIR on training crops
+    noise_dir: str | None = None          # folder of noise/music audio; synthetic noise when None
+    rir_dir: str | None = None            # folder of room impulse responses; synthetic RIRs when None
+    snr_db: tuple[float, float] = (0.0, 15.0)  # additive-noise SNR range, dB
+    aug_prob: float = 0.5                 # probability of each augmentation per clip
+    rawboost: bool = False                # RawBoost (LnL + ISD + SSI) on training crops
+    num_workers: int = 0                  # DataLoader worker processes
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    frontend: str = "xlsr"                # xlsr | tiny | hf:<hub-id-or-folder>
+    aggregation: str = "attn"             # attn | weighted | last
+    backend: str = "aasist"               # aasist | linear
+    finetune: bool = False                # train the pretrained front-end too (tiny is always trained)
+    tiny_hidden: int = 32                 # tiny front-end: hidden size
+    tiny_layers: int = 2                  # tiny front-end: transformer layers
+    proj_dim: int = 128                   # back-end input projection of the SSL features
+    embed_dim: int = 64                   # linear back-end embedding size
+    gat_dim: int = 32                     # AASIST graph node size
+    dropout: float = 0.1                  # back-end dropout
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "racl"                    # racl | ce
+    alpha: float = 0.6                    # weight of L_std (all-pairs contrastive)
+    beta: float = 0.1                     # weight of L_enh (bona fide vs its own reconstruction)
+    gamma: float = 0.3                    # weight of L_reg (within-class variance)
+    margin: float = 1.0                   # contrastive margin on L2-normalised embeddings (distance in [0, 2])
+    lr: float = 5e-4                      # Adam learning rate
+    lr_halve_every: int = 10              # epochs between halvings of the learning rate
+    weight_decay: float = 1e-4            # Adam weight decay
+    epochs: int = 100                     # maximum epochs
+    patience: int = 10                    # early stopping: epochs without a better dev EER
+    average_last: int = 5                 # final model = mean of the best dev epoch and the (n-1) before it
+    max_steps: int | None = None          # stop each epoch after this many steps (smoke tests)
+    seed: int = 688                       # global RNG seed
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        parts = {name: _build(sec, d.get(name) or {}, name) for name, sec in _SECTIONS.items()}
+        unknown = set(d) - set(parts)
+        if unknown:
+            raise UsageError(f"unknown config section(s) {sorted(unknown)}; allowed: {sorted(parts)}")
+        return cls(**parts)
+
+    def replace(self, section: str, **changes: Any) -> "RunConfig":
+        """A copy with `changes` applied to one section ('data', 'model' or 'train')."""
+        return dataclasses.replace(self, **{section: _build(type(getattr(self, section)), changes, section,
+                                                            base=getattr(self, section))})
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _build(cls: type, values: dict[str, Any], section: str, base: Any = None) -> Any:
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        raise UsageError(f"unknown {section} option(s) {unknown}; allowed: {', '.join(names)}")
+    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return dataclasses.replace(base, **clean) if base is not None else cls(**clean)
+
+
+def load_yaml(path: str) -> RunConfig:
+    """A RunConfig from a YAML file with sections data/model/train (`--config`)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        d = yaml.safe_load(fh) or {}
+    if not isinstance(d, dict):
+        raise UsageError(f"--config {path}: expected a mapping with sections data/model/train")
+    return RunConfig.from_dict(d)

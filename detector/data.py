@@ -1,0 +1,178 @@
+"""Clips from manifests: label policy, splits, and a Dataset of fixed-length crops.
+
+Labels are integers: 1 = bona fide, 0 = spoof (scores: higher = more likely bona fide).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+import manifests
+from manifests.audio import AudioError, load_audio
+from manifests.errors import UsageError
+
+BONAFIDE, SPOOF = 1, 0
+NEEDED = ("utt_id", "path", "label", "kind", "source_id", "status")
+
+
+@dataclass(frozen=True)
+class Clip:
+    utt_id: str
+    path: str
+    label: int                 # 1 bona fide, 0 spoof (after the label policy)
+    kind: str                  # original | reconstruction
+    source_id: str             # utt_id of the original this clip derives from
+    method: str | None         # reconstruction paradigm, None for originals
+    model: str | None          # reconstruction back-end, None for originals
+    attack: str                # corpus attack id, '-' for bona fide
+    speaker: str | None
+    split: str | None
+
+
+def manifest_hash(path: str | os.PathLike) -> str:
+    """sha256 over a manifest's Parquet part files (names + bytes)."""
+    h = hashlib.sha256()
+    for f in manifests.part_files(path):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _label(row: dict, bonafide_methods: Sequence[str], where: str) -> int:
+    if row["kind"] == "reconstruction":
+        return BONAFIDE if row.get("method") in bonafide_methods else SPOOF
+    if row["label"] not in ("bonafide", "spoof"):
+        raise UsageError(f"{where}: row {row['utt_id']} has label {row['label']!r}; allowed: bonafide, spoof")
+    return BONAFIDE if row["label"] == "bonafide" else SPOOF
+
+
+def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[str] = (),
+               require_both: bool = True) -> list[Clip]:
+    """Rows with status == 'ok' of one or more manifests as Clips (first manifest wins a duplicate utt_id).
+
+    Raises UsageError for a missing column, or (require_both) when only one class is present.
+    """
+    clips: dict[str, Clip] = {}
+    for path in paths:
+        table = manifests.read(path)
+        missing = [c for c in NEEDED if c not in table.column_names]
+        if missing:
+            raise UsageError(f"manifest {path} lacks column(s) {', '.join(missing)}; re-create it with `manifests import`")
+        for row in table.to_pylist():
+            if row["status"] != "ok" or row["utt_id"] in clips:
+                continue
+            clips[row["utt_id"]] = Clip(
+                utt_id=row["utt_id"], path=row["path"], label=_label(row, bonafide_methods, str(path)),
+                kind=row["kind"], source_id=row["source_id"] or row["utt_id"], method=row.get("method"),
+                model=row.get("model"), attack=row.get("attack") or "-", speaker=row.get("speaker"),
+                split=row.get("split"))
+    out = list(clips.values())
+    if not out:
+        raise UsageError(f"no rows with status=ok in {', '.join(map(str, paths))}")
+    if require_both:
+        check_classes(out, "manifest " + ", ".join(map(str, paths)))
+    return out
+
+
+def check_classes(clips: Sequence[Clip], where: str) -> None:
+    """UsageError unless `clips` hold both bona fide and spoof."""
+    labels = {c.label for c in clips}
+    if labels != {BONAFIDE, SPOOF}:
+        only = "bonafide" if BONAFIDE in labels else "spoof"
+        raise UsageError(f"{where} has only {only} clips ({len(clips)}); training and EER need both "
+                         "bonafide and spoof (add the other class, e.g. reconstructions or a second --manifest)")
+
+
+def assign_splits(clips: Sequence[Clip], dev_fraction: float = 0.2) -> list[Clip]:
+    """Give every clip a split: originals keep theirs, or, when none has one, a speaker-disjoint
+    hash split; a reconstruction always takes its source's split (no leakage across splits)."""
+    originals = {c.utt_id: c for c in clips if c.kind != "reconstruction"}
+    if not any(c.split for c in originals.values()):
+        def by_speaker(c: Clip) -> str:
+            key = c.speaker or c.source_id
+            return "dev" if zlib.crc32(key.encode()) % 1000 < dev_fraction * 1000 else "train"
+        originals = {k: replace(c, split=by_speaker(c)) for k, c in originals.items()}
+    out = []
+    for c in clips:
+        if c.kind == "reconstruction":
+            src = originals.get(c.source_id)
+            out.append(replace(c, split=src.split if src else c.split))
+        else:
+            out.append(originals[c.utt_id])
+    return out
+
+
+def fix_length(wav: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
+    """(T,) -> (length,): repeat-pad a short clip, or take the window starting at `offset`."""
+    if wav.shape[0] < length:
+        wav = np.tile(wav, int(np.ceil(length / max(wav.shape[0], 1))))
+        return wav[:length]
+    return wav[offset:offset + length]
+
+
+def windows(wav: np.ndarray, length: int, hop: int | None = None) -> np.ndarray:
+    """Sliding windows covering a clip: (W, length); one repeat-padded window for a short clip."""
+    hop = hop or length
+    if wav.shape[0] <= length:
+        return fix_length(wav, length)[None]
+    starts = list(range(0, wav.shape[0] - length + 1, hop))
+    if starts[-1] + length < wav.shape[0]:
+        starts.append(wav.shape[0] - length)  # cover the tail
+    return np.stack([wav[s:s + length] for s in starts])
+
+
+class ClipDataset(Dataset):
+    """Fixed-length crops of clips. Item: dict(wav (crop,) float32, label, index) or
+    dict(error=..., index) when the audio cannot be read (the collate function skips it)."""
+
+    def __init__(self, clips: Sequence[Clip], crop: int, sample_rate: int = 16000, train: bool = False,
+                 augment=None, seed: int = 0):
+        self.clips, self.crop, self.sr, self.train, self.augment, self.seed = list(clips), crop, sample_rate, train, augment, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        clip = self.clips[i]
+        try:
+            wav, _ = load_audio(clip.path, sr=self.sr)
+        except AudioError as e:
+            return {"error": str(e), "index": i}
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        offset = int(rng.integers(0, wav.shape[0] - self.crop + 1)) if self.train and wav.shape[0] > self.crop else 0
+        wav = fix_length(wav, self.crop, offset)
+        if self.augment is not None:
+            wav = self.augment(wav, rng)
+        return {"wav": torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), "label": clip.label, "index": i}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack readable items; unreadable ones are listed under 'failed' as (index, reason)."""
+    ok = [it for it in items if "error" not in it]
+    failed = [(it["index"], it["error"]) for it in items if "error" in it]
+    if not ok:
+        return {"wav": torch.zeros(0, 0), "label": torch.zeros(0), "index": torch.zeros(0, dtype=torch.long), "failed": failed}
+    return {"wav": torch.stack([it["wav"] for it in ok]),
+            "label": torch.tensor([it["label"] for it in ok], dtype=torch.float32),
+            "index": torch.tensor([it["index"] for it in ok], dtype=torch.long), "failed": failed}
+
+
+def audio_files(path: Path) -> list[Path]:
+    """A file, or every audio file under a folder (sorted)."""
+    from manifests.audio import AUDIO_SUFFIXES
+
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise UsageError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {path}")
+    return files

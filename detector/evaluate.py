@@ -1,0 +1,129 @@
+"""`detector eval` and `detector score`: score clips, compute metrics, write TSV and plots."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from manifests.errors import UsageError
+
+from . import checkpoint
+from .data import BONAFIDE, audio_files, load_clips
+from .metrics import det_curve, eer, grouped_eer, min_dcf
+from .scoring import score_paths
+
+HEADER = "# score = bona fide logit: higher score = more likely bona fide; decision uses threshold {thr:.6g}"
+
+
+def _write_tsv(path: Path, header: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(header + "\n" + "\t".join(columns) + "\n")
+        for r in rows:
+            fh.write("\t".join("" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in r) + "\n")
+    os.replace(tmp, path)
+
+
+def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    frr, far, _ = det_curve(bona, spoof)
+    eps = 1e-4
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(norm.ppf(np.clip(far, eps, 1 - eps)), norm.ppf(np.clip(frr, eps, 1 - eps)))
+    ticks = [0.001, 0.01, 0.05, 0.2, 0.5, 0.8]
+    ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_xlabel("false acceptance rate (%)")
+    ax.set_ylabel("false rejection rate (%)")
+    ax.set_title("DET curve")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "det.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = np.linspace(min(bona.min(), spoof.min()), max(bona.max(), spoof.max()), 40)
+    ax.hist(bona, bins=bins, alpha=0.6, label="bona fide")
+    ax.hist(spoof, bins=bins, alpha=0.6, label="spoof")
+    ax.axvline(threshold, color="k", ls="--", label="threshold")
+    ax.set_xlabel("score (higher = bona fide)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "hist.png", dpi=120)
+    plt.close(fig)
+    return [str(out / "det.png"), str(out / "hist.png")]
+
+
+def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike | None = None,
+             bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True) -> dict:
+    """Score every ok clip of `manifest`; returns metrics (fractions) and writes scores.tsv, det.png, hist.png."""
+    model, cfg, meta = checkpoint.load(ckpt)
+    methods = cfg.data.bonafide_methods if bonafide_methods is None else tuple(bonafide_methods)
+    clips = load_clips([manifest], methods)
+    scores, errors, _ = score_paths(model, [c.path for c in clips], cfg.data.crop, cfg.data.sample_rate,
+                                    batch_size, progress, desc="eval")
+    labels = np.array([c.label for c in clips])
+    ok = np.isfinite(scores)
+    if not ((labels[ok] == BONAFIDE).any() and (labels[ok] != BONAFIDE).any()):
+        raise UsageError(f"manifest {manifest} has no readable clips of one class; EER needs bona fide and spoof")
+    bona, spoof = scores[ok & (labels == BONAFIDE)], scores[ok & (labels != BONAFIDE)]
+    rate, eer_thr = eer(bona, spoof)
+    dcf, _ = min_dcf(bona, spoof)
+    threshold = float(meta.get("threshold", eer_thr))
+    report = {
+        "n": int(ok.sum()), "failed": {clips[i].utt_id: e for i, e in errors.items()}, "eer": rate,
+        "eer_threshold": eer_thr, "min_dcf": dcf, "threshold": threshold,
+        "per_attack": grouped_eer(scores[ok], labels[ok], np.array([c.attack for c in clips])[ok]),
+        "per_method": grouped_eer(scores[ok], labels[ok], np.array([c.method or "original" for c in clips])[ok]),
+        "per_model": grouped_eer(scores[ok], labels[ok], np.array([c.model or "original" for c in clips])[ok]),
+    }
+    out = Path(out) if out else Path(ckpt) / "eval" / Path(manifest).stem
+    rows = [(c.utt_id, None if not np.isfinite(s) else float(s), "bonafide" if c.label == BONAFIDE else "spoof",
+             c.attack, c.method or "-", c.model or "-", errors.get(i, "")) for i, (c, s) in enumerate(zip(clips, scores))]
+    _write_tsv(out / "scores.tsv", HEADER.format(thr=threshold),
+               ["utt_id", "score", "label", "attack", "method", "model", "error"], rows)
+    report["files"] = [str(out / "scores.tsv")] + _plots(out, bona, spoof, threshold)
+    return report
+
+
+def _inputs(path: Path) -> list[tuple[str, str]]:
+    """(id, audio path) pairs from a file, a folder of audio, or a manifest (.parquet or folder of parts)."""
+    if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
+        return [(c.utt_id, c.path) for c in load_clips([path], require_both=False)]
+    if not path.exists():
+        raise UsageError(f"--input {path} does not exist; give an audio file, a folder of audio or a manifest")
+    files = audio_files(path)
+    root = path if path.is_dir() else path.parent
+    return [(str(f.relative_to(root)), str(f)) for f in files]
+
+
+def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, batch_size: int = 16,
+          progress: bool = True) -> dict:
+    """Score files, folders or manifests into a TSV (id, path, score, decision, error); returns counts."""
+    model, cfg, meta = checkpoint.load(ckpt)
+    items = _inputs(Path(inputs))
+    scores, errors, _ = score_paths(model, [p for _, p in items], cfg.data.crop, cfg.data.sample_rate,
+                                    batch_size, progress)
+    thr = float(meta.get("threshold", 0.0))
+    rows = [(uid, p, None if not np.isfinite(s) else float(s),
+             "" if not np.isfinite(s) else ("bonafide" if s >= thr else "spoof"), errors.get(i, ""))
+            for i, ((uid, p), s) in enumerate(zip(items, scores))]
+    _write_tsv(Path(out), HEADER.format(thr=thr), ["id", "path", "score", "decision", "error"], rows)
+    return {"scored": len(items) - len(errors), "failed": len(errors), "out": str(out), "threshold": thr}
+
+
+def inspect(ckpt: str | os.PathLike) -> dict:
+    """Config, threshold, dev EER and learned layer weights of a checkpoint."""
+    model, cfg, meta = checkpoint.load(ckpt)
+    agg = model.aggregator
+    learned = agg.logits.softmax(0).tolist() if hasattr(agg, "logits") else None
+    return {"config": cfg.to_dict(), "threshold": meta.get("threshold"), "dev_eer": meta.get("dev_eer"),
+            "averaged_epochs": meta.get("averaged_epochs"), "manifests": meta.get("manifests", {}),
+            "layer_weights_dev_mean": meta.get("layer_weights"), "layer_weights_learned": learned}

@@ -1,0 +1,115 @@
+"""SSL front-ends: every one maps wav (B, T) at 16 kHz to all hidden layers (B, L, T', D).
+
+`xlsr`  facebook/wav2vec2-xls-r-300m through transformers' Wav2Vec2Model;
+`hf:X`  any wav2vec2 / HuBERT / WavLM checkpoint (hub id or folder) through AutoModel;
+`tiny`  a small randomly initialised Wav2Vec2Model (tests, benchmarks, CPU experiments).
+Weights resolve as: a local folder > the model store HARDSPOOF_MODELS/<name> > the hub when online.
+Remote code is never trusted.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from manifests.errors import UsageError
+
+XLSR_ID = "facebook/wav2vec2-xls-r-300m"
+
+
+def store_dir() -> Path:
+    """The local model store (HARDSPOOF_MODELS, default under the user cache dir)."""
+    env = os.environ.get("HARDSPOOF_MODELS")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("hardspoof")) / "models"
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARDSPOOF_OFFLINE"))
+
+
+def resolve_weights(source: str) -> str:
+    """A folder holding `source`'s weights, or the hub id itself when online and nothing is local."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(f"front-end folder {path} has no config.json; save it with `save_pretrained`")
+        return str(path)
+    name = source.rstrip("/").split("/")[-1]
+    for cand in (store_dir() / source.replace("/", "--"), store_dir() / name):
+        if (cand / "config.json").is_file():
+            return str(cand)
+    if _offline() or "/" not in source:
+        raise UsageError(
+            f"front-end weights {source} are not available offline (looked in {store_dir() / name}); on an online "
+            f"machine run `huggingface-cli download {source} --local-dir {store_dir() / name}` "
+            f"(or set HARDSPOOF_MODELS), or pass --frontend hf:/path/to/folder")
+    return source
+
+
+def tiny_config(hidden: int = 32, layers: int = 2):
+    """A Wav2Vec2Config with the XLS-R layout (stable layer norm) at toy size; 320x downsampling."""
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+        conv_dim=(hidden,) * 4, conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, feat_extract_norm="layer",
+        do_stable_layer_norm=True, apply_spec_augment=False, layerdrop=0.0, hidden_dropout=0.0,
+        attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
+
+
+class SSLFrontend(nn.Module):
+    """Wraps a transformers speech encoder; forward returns (B, L, T', D) with L = layers + 1 (CNN output)."""
+
+    def __init__(self, encoder: nn.Module, trainable: bool, normalize: bool):
+        super().__init__()
+        self.encoder, self.trainable, self.normalize = encoder, trainable, normalize
+        self.encoder.requires_grad_(trainable)
+        cfg = encoder.config
+        self.num_layers, self.dim = cfg.num_hidden_layers + 1, cfg.hidden_size
+
+    def train(self, mode: bool = True) -> "SSLFrontend":
+        super().train(mode)
+        if not self.trainable:
+            self.encoder.eval()  # a frozen encoder never applies dropout / masking
+        return self
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav: (B, T) float32 in [-1, 1] at 16 kHz -> (B, L, T', D), T' ~ T / 320."""
+        if self.normalize:  # pretrained wav2vec2 models expect zero-mean, unit-variance input
+            wav = (wav - wav.mean(-1, keepdim=True)) / (wav.std(-1, keepdim=True) + 1e-7)
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
+            out = self.encoder(wav, output_hidden_states=True)
+        return torch.stack(out.hidden_states, dim=1)
+
+
+def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tiny_layers: int = 2) -> SSLFrontend:
+    """`tiny` | `xlsr` | `hf:<id-or-folder>` (a bare folder path works too) -> SSLFrontend."""
+    if spec == "tiny":
+        from transformers import Wav2Vec2Model
+
+        return SSLFrontend(Wav2Vec2Model(tiny_config(tiny_hidden, tiny_layers)), trainable=True, normalize=False)
+    if spec == "xlsr":
+        from transformers import Wav2Vec2Model
+
+        path = resolve_weights(XLSR_ID)
+        return SSLFrontend(Wav2Vec2Model.from_pretrained(path, trust_remote_code=False), finetune, normalize=True)
+    if spec.startswith("hf:") or Path(spec).expanduser().is_dir():
+        from transformers import AutoModel
+
+        path = resolve_weights(spec[3:] if spec.startswith("hf:") else spec)
+        try:
+            model = AutoModel.from_pretrained(path, trust_remote_code=False)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot load front-end {spec}: {str(e).splitlines()[0]}") from None
+        if not hasattr(model.config, "num_hidden_layers") or "feature_extractor" not in dict(model.named_children()):
+            raise UsageError(f"front-end {spec} is a {type(model).__name__}; expected a wav2vec2/HuBERT/WavLM speech encoder")
+        return SSLFrontend(model, finetune, normalize=True)
+    raise UsageError(f"unknown front-end {spec!r}; allowed: xlsr, tiny, hf:<hub-id-or-folder>")

@@ -1,0 +1,247 @@
+"""The training loop: paired batches, RACL (or CE), dev EER each epoch, early stopping, epoch
+averaging, resume, per-epoch CSV log. Runs on one CPU/GPU or under torchrun (DDP)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from manifests.errors import UsageError
+
+from . import checkpoint, distributed as ddp
+from .augment import Augmenter
+from .config import RunConfig, TrainConfig
+from .data import BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, load_clips, manifest_hash
+from .losses import cross_entropy, enhancement_mask, racl
+from .metrics import eer
+from .model import Detector
+from .sampler import PairedBatchSampler
+from .scoring import score_paths
+
+LOG_FIELDS = ["epoch", "lr", "steps", "samples", "seconds", "loss_total", "loss_cls", "loss_std", "loss_enh",
+              "loss_reg", "dev_eer", "failed_clips"]
+
+
+class NonFiniteLoss(UsageError):
+    """The loss became NaN/Inf: the run stops, naming the step and the clips of the batch."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def batch_loss(model: torch.nn.Module, wav: torch.Tensor, labels: torch.Tensor, clips: Sequence[Clip],
+               tcfg: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Loss terms on the global batch (gathered across DDP ranks) and this rank's layer weights (B, L)."""
+    out = model(wav)
+    logit, emb, lab = ddp.gather(out.logit), ddp.gather(out.embedding), ddp.gather(labels)
+    if tcfg.loss == "ce":
+        return cross_entropy(logit, lab), out.layer_weights
+    info = ddp.gather_objects([(c.utt_id, c.source_id, c.kind) for c in clips])
+    mask = enhancement_mask([i[0] for i in info], [i[1] for i in info], [i[2] for i in info], lab)
+    return racl(logit, emb, lab, mask, tcfg.alpha, tcfg.beta, tcfg.gamma, tcfg.margin), out.layer_weights
+
+
+@dataclass
+class State:
+    epoch: int = 0                          # next epoch to run
+    best_eer: float = math.inf
+    best_epoch: int = -1
+    history: list[dict] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # utt_id -> reason, unreadable clips
+
+
+def split_clips(paths: Sequence[str], cfg: RunConfig) -> tuple[list[Clip], list[Clip]]:
+    """(train, dev) clips after the label policy and split assignment, both checked for two classes."""
+    clips = assign_splits(load_clips(paths, cfg.data.bonafide_methods), cfg.data.dev_fraction)
+    train = [c for c in clips if c.split == "train"]
+    dev = [c for c in clips if c.split == "dev"]
+    if not train or not dev:
+        raise UsageError(f"need train and dev clips, got {len(train)} train and {len(dev)} dev; set the manifest's "
+                         "split column, or leave it empty for a speaker-disjoint split (--dev-fraction)")
+    check_classes(train, "the train split")
+    check_classes(dev, "the dev split")
+    return train, dev
+
+
+def _optimizer(model: torch.nn.Module, tcfg: TrainConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(tcfg.lr_halve_every, 1), gamma=0.5)
+    return opt, sched
+
+
+def _dev_eer(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, world: int, progress: bool):
+    mine = list(range(rank, len(dev), world))
+    scores, _, weights = score_paths(model, [dev[i].path for i in mine], cfg.data.crop, cfg.data.sample_rate,
+                                     cfg.data.batch_size, progress, desc="dev")
+    pairs = ddp.gather_objects([(i, float(s)) for i, s in zip(mine, scores)])
+    full = np.full(len(dev), np.nan)
+    for i, s in pairs:
+        full[i] = s
+    labels = np.array([c.label for c in dev])
+    ok = np.isfinite(full)
+    rate, thr = eer(full[ok & (labels == BONAFIDE)], full[ok & (labels != BONAFIDE)])
+    return rate, thr, weights
+
+
+def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, rank: int, progress: bool) -> dict:
+    model.train()
+    sums: dict[str, float] = {}
+    steps = samples = 0
+    bar = tqdm(loader, desc=f"epoch {state.epoch}", disable=not progress or rank != 0, unit="batch")
+    for batch in bar:
+        for idx, reason in batch["failed"]:
+            state.failed[train_clips[idx].utt_id] = reason
+        if batch["wav"].shape[0] == 0:
+            continue
+        clips = [train_clips[i] for i in batch["index"].tolist()]
+        terms, _ = batch_loss(model, batch["wav"], batch["label"], clips, cfg.train)
+        if not torch.isfinite(terms["total"]):
+            bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+            raise NonFiniteLoss(f"non-finite loss at epoch {state.epoch} step {steps} ({bad}) on clips "
+                                f"{', '.join(c.utt_id for c in clips)}; lower --lr or check these clips")
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        opt.step()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        steps += 1
+        samples += batch["wav"].shape[0]
+        bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
+        if cfg.train.max_steps is not None and steps >= cfg.train.max_steps:
+            break
+    return {"steps": steps, "samples": samples, **{f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}}
+
+
+def _keep_epochs(folder: Path, state: State, n: int) -> None:
+    """Delete epoch snapshots outside the averaging window of the best and of the latest epoch."""
+    keep = set(range(state.best_epoch - n + 1, state.best_epoch + 1)) | set(range(state.epoch - n + 1, state.epoch + 1))
+    for f in folder.glob("epoch_*.safetensors"):
+        if int(f.stem.split("_")[1]) not in keep:
+            f.unlink(missing_ok=True)
+
+
+def average_epochs(folder: Path, epochs: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the floating tensors of the snapshots of `epochs` (others from the last one)."""
+    states = [load_file(str(folder / f"epoch_{e:04d}.safetensors")) for e in epochs
+              if (folder / f"epoch_{e:04d}.safetensors").is_file()]
+    if not states:
+        raise UsageError(f"no epoch snapshots {list(epochs)} in {folder}")
+    out = {}
+    for k, v in states[-1].items():
+        out[k] = torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+    return out
+
+
+def _save_last(out: Path, model: Detector, opt, sched, state: State, cfg: RunConfig) -> None:
+    last = out / "last"
+    last.mkdir(parents=True, exist_ok=True)
+    tmp = last / ".state.pt.tmp"
+    torch.save({"model": model.saved_state(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "state": state.__dict__, "config": cfg.to_dict()}, tmp)
+    os.replace(tmp, last / "state.pt")
+
+
+def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig) -> State:
+    path = out / "last" / "state.pt"
+    if not path.is_file():
+        return State()
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved["config"]["model"] != cfg.to_dict()["model"]:
+        raise UsageError(f"{out} holds a run with a different model config; use a new --out or pass --fresh")
+    checkpoint.load_state(model, saved["model"], str(path))
+    opt.load_state_dict(saved["opt"])
+    sched.load_state_dict(saved["sched"])
+    return State(**saved["state"])
+
+
+def _log(out: Path, row: dict) -> None:
+    path = out / "log.csv"
+    new = not path.is_file()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig, resume: bool = True,
+          progress: bool = True) -> dict:
+    """Train a detector; writes OUT/log.csv, OUT/epochs/, OUT/last/ (resume) and OUT/final/ (the checkpoint).
+
+    Returns a summary dict: best_epoch, dev_eer, threshold, averaged epochs, failed clip count.
+    """
+    rank, world = ddp.init_from_env()
+    out = Path(out)
+    seed_everything(cfg.train.seed)
+    train_clips, dev = split_clips(manifest_paths, cfg)
+    if cfg.train.loss not in ("racl", "ce"):
+        raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce")
+    model = Detector(cfg.model)
+    opt, sched = _optimizer(model, cfg.train)
+    state = _resume(out, model, opt, sched, cfg) if resume else State()
+    net = torch.nn.parallel.DistributedDataParallel(model) if ddp.is_distributed() else model
+    d = cfg.data
+    aug = Augmenter(d.sample_rate, d.noise_dir, d.rir_dir, d.snr_db, d.aug_prob, d.rawboost) if d.augment or d.rawboost else None
+    dataset = ClipDataset(train_clips, d.crop, d.sample_rate, train=True, augment=aug, seed=cfg.train.seed)
+    sampler = PairedBatchSampler(train_clips, d.batch_size, cfg.train.seed, rank, world)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers)
+    epochs_dir = out / "epochs"
+    if rank == 0:
+        epochs_dir.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    while state.epoch < cfg.train.epochs and state.epoch - state.best_epoch <= cfg.train.patience:
+        t0 = time.time()
+        sampler.set_epoch(state.epoch)
+        dataset.epoch = state.epoch
+        stats = _run_epoch(net, loader, opt, train_clips, cfg, state, rank, progress)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        dev_eer, _, _ = _dev_eer(model, dev, cfg, rank, world, progress and rank == 0)
+        if dev_eer < state.best_eer:
+            state.best_eer, state.best_epoch = dev_eer, state.epoch
+        row = {"epoch": state.epoch, "lr": lr, "seconds": time.time() - t0, "dev_eer": dev_eer,
+               "failed_clips": len(state.failed), **stats}
+        state.history.append(row)
+        if rank == 0:
+            checkpoint.save_weights(epochs_dir / f"epoch_{state.epoch:04d}.safetensors", model.saved_state())
+            _log(out, row)
+            _keep_epochs(epochs_dir, state, cfg.train.average_last)
+        state.epoch += 1
+        if rank == 0:
+            _save_last(out, model, opt, sched, state, cfg)
+    return _finish(out, model, dev, cfg, state, manifest_paths, rank, world, progress)
+
+
+def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, manifest_paths, rank, world, progress) -> dict:
+    """Average the best dev epoch with the ones before it, calibrate the threshold on dev, save final/."""
+    if state.best_epoch < 0:
+        raise UsageError(f"no epoch finished in {out} (epochs={cfg.train.epochs})")
+    epochs = list(range(max(0, state.best_epoch - cfg.train.average_last + 1), state.best_epoch + 1))
+    if ddp.is_distributed():
+        torch.distributed.barrier()
+    checkpoint.load_state(model, average_epochs(out / "epochs", epochs), str(out / "epochs"))
+    dev_eer, threshold, weights = _dev_eer(model, dev, cfg, rank, world, progress and rank == 0)
+    meta = {"threshold": threshold, "dev_eer": dev_eer, "best_epoch": state.best_epoch, "averaged_epochs": epochs,
+            "layer_weights": [float(w) for w in weights], "failed_clips": state.failed,
+            "manifests": {str(Path(p).resolve()): manifest_hash(p) for p in manifest_paths},
+            "score": "bona fide logit: higher = more likely bona fide"}
+    if rank == 0:
+        checkpoint.save(out / "final", model, cfg, meta)
+    return {"out": str(out / "final"), "best_epoch": state.best_epoch, "averaged_epochs": epochs,
+            "dev_eer": dev_eer, "threshold": threshold, "failed_clips": len(state.failed)}
