@@ -95,3 +95,9 @@ def test_cli_fit_output_feeds_reconstruct_run(corpus, tmp_path):
     recon = [r for r in table if r["kind"] == "reconstruction"]
     assert recon and all(r["status"] == "ok" and r["model"] == "mel-diffusion" and r["method"] == "diffusion"
                          for r in recon)
+
+
+def test_resume_with_another_model_shape_is_a_usage_error(corpus, tmp_path):
+    tiny_fit(corpus, tmp_path / "ckpt", steps=1)
+    with pytest.raises(UsageError, match="same model shape"):
+        tiny_fit(corpus, tmp_path / "ckpt", steps=2, channels=(8, 8, 16))
