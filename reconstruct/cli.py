@@ -7,6 +7,8 @@ import click
 
 from manifests.clitools import Group, parse_kv
 
+from .cli_fit import fit
+from .cli_models import bench, list_cmd, models
 from .config import RunConfig
 
 
@@ -53,13 +55,11 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], **option
         sys.exit(1)
 
 
-@main.command("list")
-def list_backends() -> None:
-    """Every back-end: paradigm, sample rate, and where its weights would come from offline."""
-    from .backends import BACKENDS
+# `reconstruct list` is `reconstruct models list`; fit and bench live beside their libraries.
+main.add_command(models)
+main.add_command(list_cmd, "list")
+main.add_command(bench)
+main.add_command(fit)
 
-    click.echo(f"{'model':<24} {'method':<10} {'rate':>6}  {'weights offline':<16} description")
-    for name in sorted(BACKENDS, key=lambda n: (BACKENDS[n].method, n)):
-        cls = BACKENDS[name]
-        where = cls.weights_location() or f"no (pull {cls.weights})"
-        click.echo(f"{name:<24} {cls.method:<10} {cls.sample_rate:>6}  {where:<16} {cls.description}")
+if __name__ == "__main__":
+    main()

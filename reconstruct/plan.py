@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -106,10 +105,12 @@ def reconstruction_attack(source_attack: str | None, variant: str) -> str:
     return variant if source_attack in (None, "-") else f"{source_attack}+{variant}"
 
 
-def build_tasks(originals: list[dict], specs: list[ModelSpec], out: Path, run_seed: int) -> pa.Table:
-    """One row per (ok original, spec): ids, input and output paths, seed, copied corpus columns."""
+def build_tasks(originals: list[dict], specs: list[ModelSpec], out: Path, root: Path, run_seed: int) -> pa.Table:
+    """One row per (ok original, spec): ids, input and output paths, seed, copied corpus columns.
+
+    Output audio mirrors the corpus tree under `root`: out/audio/VARIANT/REL_PATH.flac.
+    """
     ok = [r for r in originals if r["status"] == "ok"]
-    root = Path(os.path.commonpath([os.path.dirname(r["path"]) for r in ok])) if ok else Path("/")
     cols: dict[str, list] = {k: [] for k in (
         "utt_id", "source_id", "src_path", "out_path", "seed", "spec", "attack", "speaker", "language", "split")}
     for i, spec in enumerate(specs):

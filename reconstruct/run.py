@@ -74,13 +74,15 @@ def _writable(out: Path) -> None:
         raise UsageError(f"output folder {out} is not writable ({e.strerror or e})") from None
 
 
-def _originals(cfg: RunConfig) -> list[dict]:
+def _originals(cfg: RunConfig) -> tuple[list[dict], Path]:
+    """Corpus rows (the first --limit of them) and the corpus root that output paths mirror."""
     rows = import_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root)
+    root = Path(os.path.commonpath([os.path.dirname(r["path"]) for r in rows]))
     rows = rows[: cfg.limit] if cfg.limit else rows
     now = dt.datetime.now(dt.timezone.utc)
     for r in rows:
         r.update(created_at=now, toolkit_version=TOOLKIT_VERSION)
-    return rows
+    return rows, root
 
 
 def _preflight(specs: list[ModelSpec]) -> None:
@@ -102,8 +104,8 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     specs, notices = resolve_models(cfg.methods, cfg.models, dict(cfg.params), cfg.checkpoint)
     for n in notices:
         echo(n)
-    originals = _originals(cfg)
-    tasks = build_tasks(originals, specs, out, cfg.seed)
+    originals, root = _originals(cfg)
+    tasks = build_tasks(originals, specs, out, root, cfg.seed)
     done = done_ids(manifest_dir, cfg.retry_failed)
     tallies = {s.variant: ModelTally() for s in specs}
     jobs = []
