@@ -61,7 +61,7 @@ def tiny_config(hidden: int = 32, layers: int = 2):
         hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
         conv_dim=(hidden,) * 4, conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, feat_extract_norm="layer",
-        do_stable_layer_norm=True, apply_spec_augment=False, layerdrop=0.0, hidden_dropout=0.0,
+        do_stable_layer_norm=True, apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0, hidden_dropout=0.0,
         attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
 
 
@@ -87,7 +87,9 @@ class SSLFrontend(nn.Module):
             wav = (wav - wav.mean(-1, keepdim=True)) / (wav.std(-1, keepdim=True) + 1e-7)
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             out = self.encoder(wav, output_hidden_states=True)
-        return torch.stack(out.hidden_states, dim=1)
+        # the last entry is the encoder output (after the final layer norm of stable-layer-norm models
+        # such as XLS-R), as transformers 4.x returned it; 5.x hooks record it before that norm
+        return torch.stack(out.hidden_states[:-1] + (out.last_hidden_state,), dim=1)
 
 
 def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tiny_layers: int = 2) -> SSLFrontend:

@@ -60,13 +60,13 @@ class PairedBatchSampler(Sampler[list[int]]):
             batch = [g[0] for g in chunk]
             recons = [i for g in chunk for i in g[1:]]
             batch += recons[:recon_budget]
-            spare += recons[recon_budget:]
             while len(batch) < size and (spare or others):  # top up with spoofs for class balance
                 if spare:
-                    batch.append(spare.pop())
+                    batch.append(spare.pop(0))
                 else:
                     batch.append(others[cursor % len(others)])
                     cursor += 1
+            spare += recons[recon_budget:]  # used by later batches, so corpus spoofs keep their share
             while len(batch) < size:  # nothing else to add: repeat to keep the shards equal
                 batch.append(batch[len(batch) % len(chunk)])
             out.append(batch)

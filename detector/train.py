@@ -195,7 +195,8 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     model = Detector(cfg.model)
     opt, sched = _optimizer(model, cfg.train)
     state = _resume(out, model, opt, sched, cfg) if resume else State()
-    net = torch.nn.parallel.DistributedDataParallel(model) if ddp.is_distributed() else model
+    net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.model.finetune)
+           if ddp.is_distributed() else model)
     d = cfg.data
     aug = Augmenter(d.sample_rate, d.noise_dir, d.rir_dir, d.snr_db, d.aug_prob, d.rawboost) if d.augment or d.rawboost else None
     dataset = ClipDataset(train_clips, d.crop, d.sample_rate, train=True, augment=aug, seed=cfg.train.seed)

@@ -1,0 +1,60 @@
+"""Training robustness: unreadable clips skipped and counted, NaN stops the run, resume, epoch averaging."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import manifests
+from detector import train as train_mod
+from detector.augment import Augmenter, add_noise, convolve_rir, rawboost
+from detector.train import NonFiniteLoss, average_epochs, train
+
+from .conftest import tiny_config
+
+
+def test_unreadable_audio_skipped_and_reported(manifest: Path, tmp_path: Path):
+    rows = manifests.read(manifest).to_pylist()
+    victim = next(r for r in rows if r["source_id"] == "bonafide/spk0/utt0" and r["kind"] == "reconstruction")
+    Path(victim["path"]).write_bytes(b"garbage")
+    s = train([str(manifest)], tmp_path / "run", tiny_config(), progress=False)
+    meta = json.loads((tmp_path / "run" / "final" / "meta.json").read_text())
+    assert s["failed_clips"] == 1 and victim["utt_id"] in meta["failed_clips"]
+
+
+def test_nan_loss_names_step_and_clips(manifest: Path, tmp_path: Path, monkeypatch):
+    def nan_loss(*a, **k):
+        return {"cls": torch.tensor(float("nan"), requires_grad=True), "total": torch.tensor(float("nan"))}
+    monkeypatch.setattr(train_mod, "racl", nan_loss)
+    with pytest.raises(NonFiniteLoss, match=r"step 0 .* on clips .*utt"):
+        train([str(manifest)], tmp_path / "run", tiny_config(), progress=False)
+
+
+def test_resume_and_average(manifest: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    train([str(manifest)], out, tiny_config(epochs=1, loss="ce"), progress=False)
+    s = train([str(manifest)], out, tiny_config(epochs=2, loss="ce"), progress=False)
+    rows = (out / "log.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["0", "1"]  # epoch 0 not rerun
+    assert s["averaged_epochs"] == list(range(max(0, s["best_epoch"] - 1), s["best_epoch"] + 1))
+    if (out / "epochs" / "epoch_0000.safetensors").is_file() and (out / "epochs" / "epoch_0001.safetensors").is_file():
+        from safetensors.torch import load_file
+        a, b = (load_file(str(out / "epochs" / f"epoch_000{e}.safetensors")) for e in (0, 1))
+        avg = average_epochs(out / "epochs", [0, 1])
+        k = "head.weight"
+        assert torch.allclose(avg[k], (a[k] + b[k]) / 2)
+
+
+def test_augmentation_invariants():
+    rng = __import__("numpy").random.default_rng(0)
+    import numpy as np
+    x = np.sin(np.arange(16000) / 10).astype(np.float32) * 0.5
+    n = rng.standard_normal(8000).astype(np.float32)
+    y = add_noise(x, n, 10.0)
+    snr = 10 * np.log10(np.mean(x ** 2) / np.mean((y - x) ** 2))
+    assert abs(snr - 10.0) < 0.1
+    assert convolve_rir(x, np.array([1.0, 0.5, 0.25])).shape == x.shape
+    assert np.isfinite(rawboost(x, 16000, rng)).all()
+    aug = Augmenter(p=1.0, use_rawboost=True)
+    out = aug(x, rng)
+    assert out.shape == x.shape and out.dtype == np.float32 and np.abs(out).max() <= 1.0
