@@ -5,6 +5,7 @@ for deterministic back-ends, the same audio. Ray lives in this module only.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Callable, Iterator
@@ -73,6 +74,7 @@ def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: s
     import ray.data
 
     started = _init_ray(address, gpus_per_worker)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the driver reports progress itself
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the driver draws its own bar

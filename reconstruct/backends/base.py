@@ -36,6 +36,8 @@ class Backend(ABC):
     weights: ClassVar[str | None] = None  # where pretrained weights come from (hub id); None = weight-free
     description: ClassVar[str] = ""      # one line for `reconstruct list`
     bundled: ClassVar[Path | None] = None  # weights shipped in the package, the last resort offline
+    chunk_s: ClassVar[float] = 30.0      # longer clips are processed in overlapping chunks (bounded memory)
+    overlap_s: ClassVar[float] = 0.25    # cross-fade between chunks
 
     def __init__(self, params: dict[str, Any] | None = None, checkpoint: str | Path | None = None,
                  device: str = "cpu") -> None:
@@ -88,17 +90,39 @@ class Backend(ABC):
         if inner.shape[0] < self.min_samples():
             raise ValueError(f"clip of {wav.shape[0]} samples at {sr} Hz is shorter than {self.name}'s "
                              f"minimum of {self.min_samples()} samples at {self.sample_rate} Hz")
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        out = self._reconstruct(torch.from_numpy(inner).to(self.device), generator)
-        out = out.detach().float().cpu().numpy().reshape(-1)
-        if not np.isfinite(out).all():
-            raise RuntimeError(f"{self.name} produced NaN or Inf audio")
-        out = fit_length(resample(fit_length(out, inner.shape[0]), self.sample_rate, sr), wav.shape[0])
+        out = self._chunked(inner, int(seed))
+        out = fit_length(resample(out, self.sample_rate, sr), wav.shape[0])
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     def min_samples(self) -> int:
         """Shortest input (at self.sample_rate) the model can take."""
         return 1
+
+    def _one(self, wav: np.ndarray, seed: int) -> np.ndarray:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        out = self._reconstruct(torch.from_numpy(np.ascontiguousarray(wav)).to(self.device), generator)
+        out = out.detach().float().cpu().numpy().reshape(-1)
+        if not np.isfinite(out).all():
+            raise RuntimeError(f"{self.name} produced NaN or Inf audio")
+        return fit_length(out, wav.shape[0])
+
+    def _chunked(self, wav: np.ndarray, seed: int) -> np.ndarray:
+        """Whole clip in one pass up to chunk_s; longer ones as equal chunks, linearly cross-faded."""
+        total = wav.shape[0]
+        size, overlap = int(self.chunk_s * self.sample_rate), int(self.overlap_s * self.sample_rate)
+        if total <= size:
+            return self._one(wav, seed)
+        n = -(-(total - overlap) // (size - overlap))
+        size = -(-(total + (n - 1) * overlap) // n)  # equal chunks, none shorter than the others
+        out = np.zeros(total, np.float32)
+        fade = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
+        for k in range(n):
+            start = min(k * (size - overlap), total - size)
+            piece = self._one(wav[start:start + size], seed + k)
+            head = overlap if k > 0 else 0
+            out[start:start + head] = out[start:start + head] * (1.0 - fade[:head]) + piece[:head] * fade[:head]
+            out[start + head:start + size] = piece[head:]
+        return out
 
 
 def parse_params(cls: type, given: dict[str, Any], backend: str) -> Any:
