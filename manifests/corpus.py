@@ -5,7 +5,9 @@ paths; `import_corpus` is the one entry point.
 """
 from __future__ import annotations
 
+import collections
 import csv
+import logging
 import os
 import re
 from pathlib import Path
@@ -17,6 +19,7 @@ from .errors import UsageError
 from .schema import SPLITS, empty_row
 
 DEMO = Path(__file__).parent / "demo"
+log = logging.getLogger("hardspoof.corpus")
 
 _LABELS = {
     "bonafide": "bonafide", "bona-fide": "bonafide", "bona_fide": "bonafide", "genuine": "bonafide",
@@ -70,15 +73,32 @@ def _check_unique(rows: list[dict], where: str) -> list[dict]:
     return rows
 
 
+def _unusable(path: Path) -> str | None:
+    """Why a directory entry with an audio suffix cannot be a clip, or None."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file(s) whose name is not valid UTF-8 (rename them)"
+    if path.is_dir():
+        return "folder(s) named like audio files"
+    if not path.is_file():
+        return "broken or looping symlink(s)"
+    return None
+
+
 def import_folder(root: Path) -> list[dict]:
     """Every audio file under `root`, recursively, as bona fide; utt_id = relative path without suffix."""
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
-    rows = []
+    rows, skipped = [], collections.Counter()
     for f in files:
-        if not f.is_file():
+        reason = _unusable(f)
+        if reason:
+            skipped[reason] += 1
             continue
         rel = f.relative_to(root)
         rows.append(_row(str(rel.with_suffix("")), f, "bonafide"))
+    for reason, n in sorted(skipped.items()):
+        log.warning("skipped %d %s under %s", n, reason, root)
     if not rows:
         raise UsageError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
     return _check_unique(rows, str(root))

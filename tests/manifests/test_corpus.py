@@ -85,3 +85,20 @@ def test_demo_corpus_is_shipped():
     rows = import_corpus("demo")
     assert len(rows) >= 20 and {r["label"] for r in rows} == {"bonafide", "spoof"}
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_odd_folder_entries_are_skipped_and_counted(tmp_path, caplog):
+    sf.write(tmp_path / "good.wav", speechlike(0.2), 16000)
+    (tmp_path / "dir.wav").mkdir()
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    (tmp_path / "loop").symlink_to(tmp_path)
+    open(bytes(tmp_path) + b"/caf\xe9.wav", "wb").write(b"RIFF")
+    (tmp_path / "text.wav").write_text("not audio at all")
+    with caplog.at_level("WARNING", logger="hardspoof.corpus"):
+        rows = {r["utt_id"]: r for r in import_corpus(tmp_path)}
+    assert set(rows) == {"good", "text"}
+    assert rows["text"]["status"] == "failed" and "cannot decode" in rows["text"]["error"]
+    log = caplog.text
+    assert "1 folder(s) named like audio files" in log and "1 file(s) whose name is not valid UTF-8" in log
+    assert "2 broken or looping symlink(s)" in log
