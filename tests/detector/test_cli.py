@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import manifests
 from detector import checkpoint
 from detector.cli import main
-from detector.data import load_clips
+from detector.data import assign_splits, load_clips
 from detector.scoring import score_paths
 
 TINY = ["--frontend", "tiny", "--backend", "linear", "--tiny-hidden", "16", "--crop", "8000", "--batch-size", "2",
@@ -34,7 +34,7 @@ def test_train_two_steps_and_reload_identical_scores(run_dir: Path, manifest: Pa
     assert len(log) == 2 and int(log[1].split(",")[2]) == 2  # header + one epoch of 2 steps
     meta = json.loads((run_dir / "final" / "meta.json").read_text())
     assert set(meta["manifests"].values()) == {checkpoint_hash(manifest)}
-    dev = [c for c in load_clips([manifest]) if c.split == "dev"]
+    dev = [c for c in assign_splits(load_clips([manifest])) if c.split == "dev"]
     a, _, _ = score_paths(checkpoint.load(run_dir)[0], [c.path for c in dev], 8000)
     b, _, _ = score_paths(checkpoint.load(run_dir / "final")[0], [c.path for c in dev], 8000)
     assert np.array_equal(a, b) and np.isfinite(a).all()
