@@ -30,9 +30,13 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     """Concatenate `x` (B, ...) from every rank along dim 0, differentiably (rank order)."""
     if not is_distributed():
         return x
+    import warnings
+
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    with warnings.catch_warnings():  # deprecated in favour of a private API; still the public autograd gather
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
 def gather_objects(obj: list) -> list:

@@ -95,6 +95,9 @@ def _dev_eer(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, wo
         full[i] = s
     labels = np.array([c.label for c in dev])
     ok = np.isfinite(full)
+    if not ((ok & (labels == BONAFIDE)).any() and (ok & (labels != BONAFIDE)).any()):
+        raise UsageError(f"no readable dev clips of one class ({int(ok.sum())} of {len(dev)} readable); "
+                         "dev EER needs bona fide and spoof audio")
     rate, thr = eer(full[ok & (labels == BONAFIDE)], full[ok & (labels != BONAFIDE)])
     return rate, thr, weights
 
@@ -171,6 +174,16 @@ def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig) -> State:
 
 
 def _log(out: Path, row: dict) -> None:
+    """Append one epoch to OUT/log.csv (and to TensorBoard under OUT/tb when tensorboard is installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(out / "tb")) as tb:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    tb.add_scalar(k, v, row["epoch"])
     path = out / "log.csv"
     new = not path.is_file()
     with open(path, "a", newline="") as fh:
@@ -216,6 +229,7 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         dev_eer, _, _ = _dev_eer(model, dev, cfg, rank, world, progress and rank == 0)
         if dev_eer < state.best_eer:
             state.best_eer, state.best_epoch = dev_eer, state.epoch
+        stats["samples"] = int(ddp.all_sum(stats["samples"]))
         row = {"epoch": state.epoch, "lr": lr, "seconds": time.time() - t0, "dev_eer": dev_eer,
                "failed_clips": len(state.failed), **stats}
         state.history.append(row)
