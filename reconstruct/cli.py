@@ -37,7 +37,8 @@ def main() -> None:
 @click.option("--max-failure-rate", type=float, default=0.05, show_default=True, help="Exit 1 above this share of failed clips.")
 @click.option("--allow-outside-root", is_flag=True, help="Accept protocol paths outside the corpus folder.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")
-def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], **options) -> None:
+@click.option("--spectrograms", type=int, default=0, help="Also write OUT/spectrograms.png for N clips (original vs each model).")
+def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], spectrograms: int, **options) -> None:
     """Reconstruct every corpus clip with every selected model; re-running resumes."""
     from .run import run as run_job
 
@@ -49,6 +50,10 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], **option
         return
     click.echo(summary.table())
     click.echo(f"manifest: {summary.out / 'manifest'}")
+    if spectrograms:
+        from .figures import spectrogram_grid
+
+        click.echo(f"spectrograms: {spectrogram_grid(summary.out / 'manifest', summary.out / 'spectrograms.png', spectrograms)}")
     if summary.failure_rate > cfg.max_failure_rate:
         click.echo(f"error: {summary.failure_rate:.1%} of clips failed (> --max-failure-rate "
                    f"{cfg.max_failure_rate:.1%}); see the `error` column", err=True)

@@ -139,3 +139,11 @@ def test_kill_9_mid_run_then_rerun_completes_without_duplicates(corpus, tmp_path
     assert len(ids) == len(set(ids)) == 12
     assert all(s == "ok" for s in table["status"].to_pylist())
     assert all(sf.info(p).frames > 0 for p in table["path"].to_pylist())
+
+
+def test_spectrogram_figure(corpus, tmp_path):
+    out = tmp_path / "out"
+    r = invoke(*run_args(corpus, out, "--spectrograms", "2"))
+    assert r.exit_code == 0, r.output
+    png = out / "spectrograms.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
