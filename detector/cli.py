@@ -96,14 +96,15 @@ def train(manifests_, out, config_file, bonafide_methods, fresh, no_progress, **
 @click.option("--manifest", required=True, type=click.Path(exists=True), help="Manifest to evaluate.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [CHECKPOINT/eval/<manifest>].")
 @click.option("--bonafide-methods", help="Override the label policy of the checkpoint (comma list).")
+@click.option("--split", type=click.Choice(["train", "dev", "eval"]), help="Only this split [all rows].")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--no-progress", is_flag=True)
-def eval_(ckpt, manifest, out, bonafide_methods, batch_size, no_progress) -> None:
+def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, no_progress) -> None:
     """EER %, minDCF, per-attack/method/model EER; writes scores.tsv (higher = bona fide), det.png, hist.png."""
     from .evaluate import evaluate
 
     methods = None if bonafide_methods is None else [m for m in bonafide_methods.split(",") if m]
-    r = evaluate(ckpt, manifest, out, methods, batch_size, progress=not no_progress)
+    r = evaluate(ckpt, manifest, out, methods, batch_size, progress=not no_progress, split=split)
     click.echo(f"clips {r['n']}  EER {100 * r['eer']:.3f}%  minDCF {r['min_dcf']:.4f}  "
                f"threshold@EER {r['eer_threshold']:.4f}  (checkpoint threshold {r['threshold']:.4f})")
     for title, key in (("attack", "per_attack"), ("method", "per_method"), ("model", "per_model")):

@@ -10,7 +10,7 @@ import numpy as np
 from manifests.errors import UsageError
 
 from . import checkpoint
-from .data import BONAFIDE, audio_files, load_clips
+from .data import BONAFIDE, assign_splits, audio_files, check_classes, load_clips
 from .metrics import det_curve, eer, grouped_eer, min_dcf
 from .scoring import score_paths
 
@@ -62,11 +62,16 @@ def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> 
 
 
 def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike | None = None,
-             bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True) -> dict:
-    """Score every ok clip of `manifest`; returns metrics (fractions) and writes scores.tsv, det.png, hist.png."""
+             bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True,
+             split: str | None = None) -> dict:
+    """Score every ok clip of `manifest` (of one `split` if given: reconstructions follow their source);
+    returns metrics (fractions) and writes scores.tsv, det.png, hist.png."""
     model, cfg, meta = checkpoint.load(ckpt)
     methods = cfg.data.bonafide_methods if bonafide_methods is None else tuple(bonafide_methods)
-    clips = load_clips([manifest], methods)
+    clips = load_clips([manifest], methods, require_both=split is None)
+    if split is not None:
+        clips = [c for c in assign_splits(clips, cfg.data.dev_fraction) if c.split == split]
+        check_classes(clips, f"split {split!r} of {manifest}")
     scores, errors, _ = score_paths(model, [c.path for c in clips], cfg.data.crop, cfg.data.sample_rate,
                                     batch_size, progress, desc="eval")
     labels = np.array([c.label for c in clips])

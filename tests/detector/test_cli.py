@@ -63,6 +63,9 @@ def test_eval_score_inspect(run_dir: Path, manifest: Path, tmp_path: Path):
         assert r.exit_code == 0, r.output
         lines = out.read_text().splitlines()
         assert "higher score = more likely bona fide" in lines[0] and len(lines) > 2
+    r = _run(["eval", "--checkpoint", run_dir, "--manifest", manifest, "--split", "dev", "--out", tmp_path / "ev2",
+              "--no-progress"])
+    assert r.exit_code == 0 and "clips 5 " in r.output, r.output  # 2 bona fide, 1 spoof, 2 reconstructions
     r = _run(["inspect", "--checkpoint", run_dir])
     assert r.exit_code == 0 and "layer weights" in r.output
 
