@@ -1,0 +1,40 @@
+"""Paths and helpers shared by the docker/ tests (no Docker engine, no network)."""
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def install_extras() -> tuple[str, set[str]]:
+    """(where, extras) of the install command users run: README.md first, then CI's script."""
+    for name in ("README.md", ".ci/run"):
+        path = ROOT / name
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            if "pip install" not in line:
+                continue
+            for token in shlex.split(line.split("pip install", 1)[1], comments=True):
+                m = re.fullmatch(r"\.(?:\[([\w,\s-]*)\])?", token)
+                if m:
+                    return name, {x.strip() for x in (m.group(1) or "").split(",") if x.strip()}
+    return "pyproject.toml (no install line found)", set()
+
+
+def pins() -> dict[str, str]:
+    """{name: version} of the `==` pins in pyproject's dependencies."""
+    out = {}
+    for dep in pyproject()["project"]["dependencies"]:
+        m = re.fullmatch(r"([\w.-]+)==([\w.+-]+)", dep.replace(" ", ""))
+        if m:
+            out[m.group(1).lower()] = m.group(2)
+    return out
