@@ -91,4 +91,6 @@ def load(folder: str | os.PathLike, cfg: RunConfig | None = None) -> tuple[Detec
     load_state(model, load_file(str(weights)), str(weights))
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    return model.eval(), saved, meta
+    from .distributed import device
+
+    return model.to(device()).eval(), saved, meta

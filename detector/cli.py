@@ -150,5 +150,7 @@ def inspect(ckpt, as_json) -> None:
             click.echo(f"{name}: " + " ".join(f"L{i}={w:.3f}" for i, w in enumerate(weights)))
 
 
+main.add_command(__import__("detector.experiment", fromlist=["experiment"]).experiment)  # `detector experiment`
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,10 +16,19 @@ def init_from_env() -> tuple[int, int]:
     """(rank, world_size); initialises the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(device())
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def device() -> torch.device:
+    """cuda:LOCAL_RANK when a GPU is present, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device("cpu")
 
 
 def is_distributed() -> bool:
@@ -51,6 +60,6 @@ def gather_objects(obj: list) -> list:
 def all_sum(value: float) -> float:
     if not is_distributed():
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=device() if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(t)
     return float(t.item())

@@ -20,6 +20,7 @@ def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: i
     mean layer weights (L,) over all windows). A clip longer than `crop` is covered by non-overlapping
     windows (the tail window aligned to the end); a shorter one is repeat-padded to `crop`."""
     model.eval()
+    device = next(model.parameters()).device
     sums, counts = np.zeros(len(paths)), np.zeros(len(paths))
     errors: dict[int, str] = {}
     pending: list[tuple[int, np.ndarray]] = []
@@ -28,11 +29,11 @@ def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: i
     def flush() -> None:
         nonlocal wsum, wcount
         owners = [o for o, _ in pending]
-        out = model(torch.from_numpy(np.stack([w for _, w in pending])))
-        for o, logit in zip(owners, out.logit.double().numpy()):
+        out = model(torch.from_numpy(np.stack([w for _, w in pending])).to(device))
+        for o, logit in zip(owners, out.logit.double().cpu().numpy()):
             sums[o] += logit
             counts[o] += 1
-        lw = out.layer_weights.double().sum(0).numpy()
+        lw = out.layer_weights.double().sum(0).cpu().numpy()
         wsum, wcount = (lw if wsum is None else wsum + lw), wcount + len(owners)
         pending.clear()
 

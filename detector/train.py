@@ -113,7 +113,8 @@ def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, ra
         if batch["wav"].shape[0] == 0:
             continue
         clips = [train_clips[i] for i in batch["index"].tolist()]
-        terms, _ = batch_loss(model, batch["wav"], batch["label"], clips, cfg.train)
+        dev = next(model.parameters()).device
+        terms, _ = batch_loss(model, batch["wav"].to(dev), batch["label"].to(dev), clips, cfg.train)
         if not torch.isfinite(terms["total"]):
             bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise NonFiniteLoss(f"non-finite loss at epoch {state.epoch} step {steps} ({bad}) on clips "
@@ -164,7 +165,7 @@ def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig) -> State:
     path = out / "last" / "state.pt"
     if not path.is_file():
         return State()
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location=ddp.device(), weights_only=False)
     if saved["config"]["model"] != cfg.to_dict()["model"]:
         raise UsageError(f"{out} holds a run with a different model config; use a new --out or pass --fresh")
     checkpoint.load_state(model, saved["model"], str(path))
@@ -205,7 +206,7 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     train_clips, dev = split_clips(manifest_paths, cfg)
     if cfg.train.loss not in ("racl", "ce"):
         raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce")
-    model = Detector(cfg.model)
+    model = Detector(cfg.model).to(ddp.device())
     opt, sched = _optimizer(model, cfg.train)
     state = _resume(out, model, opt, sched, cfg) if resume else State()
     net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.model.finetune)

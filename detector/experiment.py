@@ -1,0 +1,200 @@
+"""`detector experiment`: reconstruction runs -> variants x seeds trained -> every checkpoint on every eval set
+-> results.parquet, results.md (the paper's table shape) and results.png.
+
+Layout of OUT: manifests/ (imported corpora), corpora/ (filtered corpora handed to `reconstruct`),
+recon/<name>/ (reconstruct runs), runs/<variant>/seed<S>/ (detector runs, final/ = finished),
+runs/<variant>/seed<S>/eval/<set>/ (scores, plots, result.json).
+
+`detector` never imports `reconstruct`: a reconstruction run to do is a `reconstruct run` subprocess,
+which resumes, so a re-run costs little. Training runs are skipped once OUT/runs/.../final exists.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from manifests.errors import UsageError
+
+from . import experiment_config as xc
+from .experiment_report import write_reports
+
+
+class RunFailed(click.ClickException):
+    """A reconstruction or training run failed (exit code 1; bad config is exit code 2)."""
+    exit_code = 1
+
+
+def _import(src: xc.Source | xc.Recon, select: tuple = ()) -> list[dict]:
+    from manifests.corpus import import_corpus
+
+    rows = import_corpus(src.corpus, getattr(src, "audio_dir", None))
+    for column, values in select:
+        rows = [r for r in rows if str(r.get(column)) in values]
+    if not rows:
+        raise UsageError(f"{src.name}: no corpus rows of {src.corpus} match select {dict(select)}")
+    return rows
+
+
+def source_manifest(src: xc.Source, out: Path) -> str:
+    """The manifest of a Source: as given, or its corpus imported once into OUT/manifests/<name>.parquet."""
+    if src.manifest:
+        if not Path(src.manifest).exists():
+            raise UsageError(f"{src.name}: manifest {src.manifest} does not exist")
+        return src.manifest
+    import manifests
+
+    dest = out / "manifests" / f"{src.name}.parquet"
+    if not dest.is_file():
+        manifests.write(_import(src), dest)
+    return str(dest)
+
+
+def _recon_corpus(r: xc.Recon, out: Path) -> tuple[str, list[str]]:
+    """(corpus argument, extra flags): a selection is written as a CSV of absolute paths with the original utt_ids."""
+    if not r.select:
+        return r.corpus, []
+    dest = out / "corpora" / f"{r.name}.csv"
+    rows = _import(r, r.select)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["utt_id", "path", "label", "attack", "speaker", "language", "split"]
+    with open(dest, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        w.writerows([[r.get(c) or "" for c in cols] for r in rows])
+    return str(dest), ["--allow-outside-root"]
+
+
+def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> str:
+    """Run (or resume) `reconstruct run` for a run to do; returns its manifest folder."""
+    if not r.todo:
+        if not Path(r.manifest).exists():
+            raise UsageError(f"reconstructions.{r.name}: manifest {r.manifest} does not exist")
+        return r.manifest
+    dest = Path(r.out) if r.out else out / "recon" / r.name
+    corpus, flags = _recon_corpus(r, out)
+    cmd = [sys.executable, "-m", "reconstruct.cli", "run", "--corpus", corpus, "--out", str(dest), "--seed", str(r.seed), *flags]
+    cmd += ["--method", r.method] if r.method else []
+    cmd += ["--model", r.model] if r.model else []
+    cmd += ["--checkpoint", r.checkpoint] if r.checkpoint else []
+    cmd += ["--limit", str(r.limit)] if r.limit is not None else []
+    for k, v in r.params:
+        cmd += ["--param", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
+    cmd += ["--executor", "ray", "--ray-address", ray_address] if ray_address else ["--executor", "local"]
+    click.echo(f"[recon {r.name}] {' '.join(cmd[1:])}", err=True)
+    rc = subprocess.run(cmd).returncode
+    if rc != 0:
+        raise RunFailed(f"reconstruction run {r.name!r} exited {rc}; re-run to resume (command above)")
+    return str(dest / "manifest")
+
+
+def run_dir(out: Path, variant: xc.Variant, seed: int) -> Path:
+    return out / "runs" / variant.slug / f"seed{seed}"
+
+
+def is_finished(folder: Path) -> bool:
+    """A finished run has its final checkpoint (weights + meta written last)."""
+    return (folder / "final" / "model.safetensors").is_file() and (folder / "final" / "meta.json").is_file()
+
+
+def run_one(task: dict) -> list[dict]:
+    """Train one variant x seed (unless finished) and evaluate it on every eval set; returns result rows.
+
+    A plain function of plain data, so it runs in-process or as a Ray task.
+    """
+    from .config import RunConfig
+    from .data import manifest_hash
+    from .evaluate import evaluate
+    from .train import train
+
+    folder = Path(task["run_dir"])
+    info_path = folder / "experiment.json"
+    skipped = is_finished(folder)
+    if not skipped:
+        t0 = time.time()
+        train(task["manifests"], folder, RunConfig.from_dict(task["config"]), resume=True, progress=False)
+        info_path.write_text(json.dumps({"train_seconds": time.time() - t0, "manifests": task["manifests"]}))
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    meta = json.loads((folder / "final" / "meta.json").read_text())
+    rows = []
+    for name, manifest, split in task["evals"]:
+        cache = folder / "eval" / name / "result.json"
+        key = f"{manifest_hash(manifest)}:{split}"
+        res = json.loads(cache.read_text()) if cache.is_file() else {}
+        if res.get("key") != key:
+            r = evaluate(folder, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False, split=split)
+            res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"]}
+            cache.write_text(json.dumps(res))
+        rows.append({"variant": task["variant"], "seed": task["seed"], "eval_set": name, "eer": 100 * res["eer"],
+                     "min_dcf": res["min_dcf"], "n_clips": res["n"], "dev_eer": 100 * meta["dev_eer"],
+                     "train_seconds": info.get("train_seconds"), "trained_now": not skipped, "run_dir": str(folder)})
+    return rows
+
+
+def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
+    if not ray_address:
+        rows = []
+        for i, t in enumerate(tasks, 1):
+            state = "done, evaluating" if is_finished(Path(t["run_dir"])) else "training"
+            click.echo(f"[{i}/{len(tasks)}] {t['variant']} seed {t['seed']}: {state}", err=True)
+            rows += run_one(t)
+        return rows
+    import ray
+
+    ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=True)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    remote = ray.remote(num_gpus=1 if gpus >= 1 else 0, num_cpus=1)(run_one)
+    click.echo(f"ray: {len(tasks)} task(s), {'1 GPU' if gpus >= 1 else 'CPU'} each", err=True)
+    return [row for rows in ray.get([remote.remote(t) for t in tasks]) for row in rows]
+
+
+def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str | None = None,
+                   command: str = "") -> dict:
+    """Everything above; returns {'rows': n, 'trained': n, 'files': [...], 'seconds': s}."""
+    t0 = time.time()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    train_manifest = source_manifest(exp.train, out)
+    evals = [(e.name, source_manifest(e, out), e.split) for e in exp.evals]
+    needed = {r for v in exp.variants for r in v.reconstructions}
+    recon = {r.name: reconstruction_manifest(r, out, ray_address) for r in exp.reconstructions if r.name in needed}
+    tasks = [{"run_dir": str(run_dir(out, v, s)), "variant": v.name, "seed": s, "batch_size": exp.eval_batch_size,
+              "manifests": [train_manifest] + [recon[r] for r in v.reconstructions],
+              "config": v.run.replace("train", seed=s).to_dict(), "evals": evals}
+             for v in exp.variants for s in exp.seeds]
+    try:
+        rows = _execute(tasks, ray_address)
+    except UsageError as e:
+        raise RunFailed(f"a training/eval run failed: {str(e).splitlines()[0]}") from None
+    seconds = time.time() - t0
+    files = write_reports(rows, exp, out, command=command, seconds=seconds)
+    return {"rows": len(rows), "trained": sum(1 for t in tasks if any(r["trained_now"] and r["run_dir"] == t["run_dir"]
+                                                                      for r in rows)),
+            "runs": len(tasks), "files": files, "seconds": seconds}
+
+
+@click.command()
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False), help="Experiment YAML.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [the config's `out`].")
+@click.option("--ray-address", help="Train variants as Ray tasks on this cluster ('auto', 'ray://HOST:10001'); "
+                                    "one GPU per task when the cluster has GPUs. Default: sequential, in-process.")
+def experiment(config_file: str, out: str | None, ray_address: str | None) -> None:
+    """Train every variant x seed of an experiment YAML, evaluate each on every eval set, write the table.
+
+    Re-running skips finished runs (OUT/runs/<variant>/seed<S>/final) and cached evaluations.
+    Writes OUT/results.parquet (EER in %), OUT/results.md, OUT/results.png.
+    """
+    exp = xc.load(config_file)
+    command = f"detector experiment --config {config_file}" + (f" --out {out}" if out else "") + \
+        (f" --ray-address {ray_address}" if ray_address else "")
+    if not (out or exp.out):
+        raise UsageError("no output folder: pass --out or set `out` in the config")
+    r = run_experiment(exp, out or exp.out, ray_address, command)
+    click.echo(f"{r['runs']} run(s), {r['trained']} trained now, {r['rows']} result row(s) in {r['seconds']:.0f} s")
+    click.echo("wrote " + ", ".join(r["files"]))

@@ -1,0 +1,187 @@
+"""`detector experiment` config: YAML -> frozen dataclasses, every unknown or missing key named in one line.
+
+Relative paths in the YAML resolve against the YAML file's folder, so a config and its data can move together.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from manifests.errors import UsageError
+
+from .config import RunConfig
+
+SECTIONS = ("data", "model", "train")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Audio to train or evaluate on: an existing manifest, or a corpus imported with `manifests import`."""
+    name: str
+    manifest: str | None = None           # Parquet manifest (file or folder of parts)
+    corpus: str | None = None             # folder / CSV / TSV / Parquet / ASVspoof protocol, imported to OUT/manifests
+    audio_dir: str | None = None          # audio folder of an ASVspoof protocol corpus
+    split: str | None = None              # evaluate only this split (train|dev|eval); reconstructions follow their source
+
+
+@dataclass(frozen=True)
+class Recon:
+    """One reconstruction paradigm/model: an existing manifest, or a `reconstruct run` to do (resumable)."""
+    name: str
+    manifest: str | None = None           # existing reconstruct output (OUT/manifest of an earlier run)
+    corpus: str | None = None             # run to do: the corpus to reconstruct
+    select: tuple[tuple[str, tuple[str, ...]], ...] = ()  # run to do: keep corpus rows whose column is in the values
+    method: str | None = None             # paradigm: codec | vocoder | diffusion
+    model: str | None = None              # back-end name (`reconstruct list`)
+    params: tuple[tuple[str, Any], ...] = ()  # back-end parameters (`--param k=v`)
+    checkpoint: str | None = None         # weights for the model (`--checkpoint`)
+    out: str | None = None                # output folder [OUT/recon/<name>]
+    seed: int = 0                         # reconstruct run seed
+    limit: int | None = None              # only the first N corpus clips (after `select`)
+
+    @property
+    def todo(self) -> bool:
+        return self.manifest is None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One detector: `detector train` options plus the reconstruction runs added to the training data."""
+    name: str
+    reconstructions: tuple[str, ...]      # names from `reconstructions`
+    run: RunConfig                        # defaults < the variant's data/model/train sections (seed set per run)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.name).strip("_") or "variant"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str                             # title of the results table
+    train: Source                         # training corpus/manifest (its split column gives train/dev)
+    reconstructions: tuple[Recon, ...]
+    variants: tuple[Variant, ...]         # table rows, in config order
+    seeds: tuple[int, ...]                # every variant is trained once per seed
+    evals: tuple[Source, ...]             # table columns, in config order
+    out: str | None = None                # output folder when --out is not given
+    eval_batch_size: int = 16             # clips per scoring batch
+
+
+TOP = {"name", "train", "reconstructions", "defaults", "variants", "seeds", "eval", "out", "eval_batch_size"}
+
+
+def _keys(d: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    if not isinstance(d, dict):
+        raise UsageError(f"{where}: expected a mapping, got {type(d).__name__}")
+    unknown = sorted(set(map(str, d)) - allowed)
+    if unknown:
+        raise UsageError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    missing = sorted(required - set(d))
+    if missing:
+        raise UsageError(f"{where}: missing key {missing[0]!r}")
+    return d
+
+
+def _path(value: Any, base: Path, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{where}: expected a path string, got {value!r}")
+    if value == "demo":
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _source(name: str, d: Any, base: Path, where: str) -> Source:
+    d = _keys(d, where, {"manifest", "corpus", "audio_dir", "split"})
+    if (d.get("manifest") is None) == (d.get("corpus") is None):
+        raise UsageError(f"{where}: give exactly one of 'manifest' or 'corpus'")
+    if d.get("split") not in (None, "train", "dev", "eval"):
+        raise UsageError(f"{where}.split: {d['split']!r} is not one of train, dev, eval")
+    return Source(name, _path(d.get("manifest"), base, where + ".manifest"), _path(d.get("corpus"), base, where + ".corpus"),
+                  _path(d.get("audio_dir"), base, where + ".audio_dir"), d.get("split"))
+
+
+RECON_KEYS = {"manifest", "corpus", "select", "method", "model", "params", "checkpoint", "out", "seed", "limit"}
+
+
+def _recon(name: str, d: Any, base: Path, where: str) -> Recon:
+    d = _keys(d, where, RECON_KEYS)
+    if (d.get("manifest") is None) == (d.get("corpus") is None):
+        raise UsageError(f"{where}: give 'manifest' (existing reconstructions) or 'corpus' + 'model' (a run to do)")
+    if d.get("corpus") is not None and not (d.get("model") or d.get("method")):
+        raise UsageError(f"{where}: a run to do needs 'model' (see `reconstruct list`) or 'method'")
+    select = _keys(d.get("select") or {}, where + ".select", {"split", "label", "attack", "speaker", "language"})
+    params = _keys(d.get("params") or {}, where + ".params", set(map(str, d.get("params") or {})))
+    for key in ("seed", "limit"):
+        if d.get(key) is not None and not isinstance(d[key], int):
+            raise UsageError(f"{where}.{key}: expected an integer, got {d[key]!r}")
+    return Recon(name, _path(d.get("manifest"), base, where + ".manifest"), _path(d.get("corpus"), base, where + ".corpus"),
+                 tuple((k, tuple(map(str, v if isinstance(v, list) else [v]))) for k, v in select.items()),
+                 d.get("method"), d.get("model"), tuple(params.items()), _path(d.get("checkpoint"), base, where + ".checkpoint"),
+                 _path(d.get("out"), base, where + ".out"), d.get("seed") or 0, d.get("limit"))
+
+
+def _merge(defaults: dict, variant: dict) -> dict:
+    return {s: {**(defaults.get(s) or {}), **(variant.get(s) or {})} for s in SECTIONS}
+
+
+def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) -> Variant:
+    d = _keys(d if d is not None else {}, where, {"reconstructions", *SECTIONS})
+    used = d.get("reconstructions") or []
+    if not isinstance(used, list):
+        raise UsageError(f"{where}.reconstructions: expected a list of names, got {used!r}")
+    unknown = [r for r in used if r not in recons]
+    if unknown:
+        raise UsageError(f"{where}.reconstructions: unknown run {unknown[0]!r}; defined: {', '.join(sorted(recons)) or 'none'}")
+    try:
+        run = RunConfig.from_dict(_merge(defaults, d))
+    except (UsageError, TypeError) as e:
+        raise UsageError(f"{where}: {str(e).splitlines()[0]}") from None
+    return Variant(name, tuple(used), run)
+
+
+def parse(d: Any, base: Path, where: str = "config") -> Experiment:
+    """Validate a loaded YAML mapping into an Experiment (paths resolved against `base`)."""
+    d = _keys(d, where, TOP, {"train", "variants", "eval"})
+    defaults = _keys(d.get("defaults") or {}, f"{where}.defaults", set(SECTIONS))
+    recons = _keys(d.get("reconstructions") or {}, f"{where}.reconstructions", set(map(str, d.get("reconstructions") or {})))
+    recon = tuple(_recon(str(n), v, base, f"{where}.reconstructions.{n}") for n, v in recons.items())
+    variants = _keys(d["variants"], f"{where}.variants", set(map(str, d["variants"] or {})))
+    if not variants:
+        raise UsageError(f"{where}.variants: define at least one variant")
+    names = {r.name for r in recon}
+    var = tuple(_variant(str(n), v, defaults, names, f"{where}.variants.{n}") for n, v in variants.items())
+    slugs = [v.slug for v in var]
+    if len(set(slugs)) != len(slugs):
+        raise UsageError(f"{where}.variants: names {', '.join(v.name for v in var)} collide as folder names")
+    seeds = d.get("seeds", [688])
+    seeds = [seeds] if isinstance(seeds, int) else seeds
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise UsageError(f"{where}.seeds: expected an integer or a list of integers, got {seeds!r}")
+    evals = _keys(d["eval"], f"{where}.eval", set(map(str, d["eval"] or {})))
+    if not evals:
+        raise UsageError(f"{where}.eval: name at least one evaluation set")
+    return Experiment(str(d.get("name") or "experiment"), _source("train", d["train"], base, f"{where}.train"), recon,
+                      var, tuple(dict.fromkeys(seeds)),
+                      tuple(_source(str(n), v, base, f"{where}.eval.{n}") for n, v in evals.items()),
+                      _path(d.get("out"), base, f"{where}.out"), int(d.get("eval_batch_size") or 16))
+
+
+def load(path: str | Path) -> Experiment:
+    """An Experiment from a YAML file (yaml.safe_load)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = yaml.safe_load(fh)
+    except OSError as e:
+        raise UsageError(f"--config {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return parse(d, path.resolve().parent, path.name)

@@ -1,0 +1,92 @@
+"""`detector experiment` end to end on generated audio: two variants x one seed, table, plot, re-run skips."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from detector.cli import main
+from detector.experiment_config import load
+from tests.detector.conftest import make_manifest
+
+TINY = {"data": {"crop": 8000, "batch_size": 2, "augment": False},
+        "model": {"frontend": "tiny", "backend": "linear", "tiny_hidden": 16, "embed_dim": 16, "proj_dim": 16,
+                  "dropout": 0.0},
+        "train": {"epochs": 1, "max_steps": 2, "average_last": 1}}
+
+
+def _config(tmp_path: Path, manifest: Path, **extra) -> Path:
+    cfg = {"name": "tiny", "train": {"manifest": str(manifest)},
+           "reconstructions": {"fake": {"manifest": str(manifest)}},
+           "defaults": TINY,
+           "variants": {"CE+last": {"model": {"aggregation": "last"}, "train": {"loss": "ce"}},
+                        "attn+RACL+fake": {"reconstructions": ["fake"], "model": {"aggregation": "attn"}}},
+           "seeds": [1],
+           "eval": {"all": {"manifest": str(manifest)}, "dev": {"manifest": str(manifest), "split": "dev"}},
+           **extra}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["experiment", *map(str, args)], catch_exceptions=False)
+
+
+def test_two_variants_end_to_end_and_rerun_skips(tmp_path: Path, manifest: Path):
+    config, out = _config(tmp_path, manifest), tmp_path / "out"
+    r = _run("--config", config, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "2 run(s), 2 trained now" in r.output
+    df = pd.read_parquet(out / "results.parquet")
+    assert len(df) == 4 and set(df.variant) == {"CE+last", "attn+RACL+fake"} and set(df.eval_set) == {"all", "dev"}
+    assert set(df.seed) == {1} and df.eer.between(0, 100).all() and df.min_dcf.notna().all()
+    assert df[df.eval_set == "dev"].n_clips.iloc[0] < df[df.eval_set == "all"].n_clips.iloc[0]
+    md = (out / "results.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| variant | all"))
+    assert header == "| variant | all | dev | avg |"
+    rows = [line.split(" | ")[0][2:] for line in md.splitlines() if line.startswith("| CE+last") or line.startswith("| attn")]
+    assert rows[:2] == ["CE+last", "attn+RACL+fake"]
+    assert (out / "results.png").stat().st_size > 1000
+    final = out / "runs" / "CE_last" / "seed1" / "final" / "model.safetensors"
+    stamp = final.stat().st_mtime_ns
+    again = _run("--config", config, "--out", out)
+    assert again.exit_code == 0, again.output
+    assert "2 run(s), 0 trained now" in again.output
+    assert final.stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet").drop(columns="trained_now"),
+                                  df.drop(columns="trained_now"))
+
+
+def test_unknown_key_exit_2_names_it(tmp_path: Path, manifest: Path):
+    config = _config(tmp_path, manifest, bogus_key=1)
+    r = _run("--config", config, "--out", tmp_path / "out")
+    assert r.exit_code == 2 and "bogus_key" in r.output
+
+
+@pytest.mark.parametrize("patch, words", [
+    ({"variants": {"v": {"model": {"aggregation": "last", "nope": 1}}}}, ["variants.v", "nope"]),
+    ({"variants": {"v": {"reconstructions": ["missing"]}}}, ["missing", "fake"]),
+    ({"reconstructions": {"fake": {"corpus": "x"}}}, ["reconstructions.fake", "model"]),
+    ({"seeds": "abc"}, ["seeds"]),
+])
+def test_bad_configs_name_the_key(tmp_path: Path, manifest: Path, patch: dict, words: list[str]):
+    from manifests.errors import UsageError
+
+    config = _config(tmp_path, manifest, **{k: v for k, v in patch.items() if k not in ("variants", "reconstructions")})
+    d = yaml.safe_load(config.read_text())
+    d.update({k: v for k, v in patch.items() if k in ("variants", "reconstructions")})
+    config.write_text(yaml.safe_dump(d))
+    with pytest.raises(UsageError) as e:
+        load(config)
+    assert all(w in str(e.value) for w in words) and "\n" not in str(e.value)
+
+
+def test_repo_configs_parse():
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    for name in ("asvspoof2019.yaml", "dev-corpus.yaml"):
+        exp = load(root / name)
+        assert exp.variants and exp.evals and exp.seeds
