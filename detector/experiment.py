@@ -34,7 +34,7 @@ class RunFailed(click.ClickException):
 def _import(src: xc.Source | xc.Recon, select: tuple = ()) -> list[dict]:
     from manifests.corpus import import_corpus
 
-    rows = import_corpus(src.corpus, getattr(src, "audio_dir", None))
+    rows = import_corpus(src.corpus, src.audio_dir)
     for column, values in select:
         rows = [r for r in rows if str(r.get(column)) in values]
     if not rows:
@@ -59,7 +59,7 @@ def source_manifest(src: xc.Source, out: Path) -> str:
 def _recon_corpus(r: xc.Recon, out: Path) -> tuple[str, list[str]]:
     """(corpus argument, extra flags): a selection is written as a CSV of absolute paths with the original utt_ids."""
     if not r.select:
-        return r.corpus, []
+        return r.corpus, ["--audio-dir", r.audio_dir] if r.audio_dir else []
     dest = out / "corpora" / f"{r.name}.csv"
     rows = _import(r, r.select)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -160,12 +160,12 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     t0 = time.time()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    train_manifest = source_manifest(exp.train, out)
+    train_manifests = [source_manifest(t, out) for t in exp.train]
     evals = [(e.name, source_manifest(e, out), e.split) for e in exp.evals]
     needed = {r for v in exp.variants for r in v.reconstructions}
     recon = {r.name: reconstruction_manifest(r, out, ray_address) for r in exp.reconstructions if r.name in needed}
     tasks = [{"run_dir": str(run_dir(out, v, s)), "variant": v.name, "seed": s, "batch_size": exp.eval_batch_size,
-              "manifests": [train_manifest] + [recon[r] for r in v.reconstructions],
+              "manifests": train_manifests + [recon[r] for r in v.reconstructions],
               "config": v.run.replace("train", seed=s).to_dict(), "evals": evals}
              for v in exp.variants for s in exp.seeds]
     try:

@@ -32,6 +32,7 @@ class Recon:
     name: str
     manifest: str | None = None           # existing reconstruct output (OUT/manifest of an earlier run)
     corpus: str | None = None             # run to do: the corpus to reconstruct
+    audio_dir: str | None = None          # run to do: audio folder of an ASVspoof protocol corpus
     select: tuple[tuple[str, tuple[str, ...]], ...] = ()  # run to do: keep corpus rows whose column is in the values
     method: str | None = None             # paradigm: codec | vocoder | diffusion
     model: str | None = None              # back-end name (`reconstruct list`)
@@ -61,7 +62,7 @@ class Variant:
 @dataclass(frozen=True)
 class Experiment:
     name: str                             # title of the results table
-    train: Source                         # training corpus/manifest (its split column gives train/dev)
+    train: tuple[Source, ...]             # training corpora/manifests (their split column gives train/dev)
     reconstructions: tuple[Recon, ...]
     variants: tuple[Variant, ...]         # table rows, in config order
     seeds: tuple[int, ...]                # every variant is trained once per seed
@@ -106,7 +107,7 @@ def _source(name: str, d: Any, base: Path, where: str) -> Source:
                   _path(d.get("audio_dir"), base, where + ".audio_dir"), d.get("split"))
 
 
-RECON_KEYS = {"manifest", "corpus", "select", "method", "model", "params", "checkpoint", "out", "seed", "limit"}
+RECON_KEYS = {"manifest", "corpus", "audio_dir", "select", "method", "model", "params", "checkpoint", "out", "seed", "limit"}
 
 
 def _recon(name: str, d: Any, base: Path, where: str) -> Recon:
@@ -121,6 +122,7 @@ def _recon(name: str, d: Any, base: Path, where: str) -> Recon:
         if d.get(key) is not None and not isinstance(d[key], int):
             raise UsageError(f"{where}.{key}: expected an integer, got {d[key]!r}")
     return Recon(name, _path(d.get("manifest"), base, where + ".manifest"), _path(d.get("corpus"), base, where + ".corpus"),
+                 _path(d.get("audio_dir"), base, where + ".audio_dir"),
                  tuple((k, tuple(map(str, v if isinstance(v, list) else [v]))) for k, v in select.items()),
                  d.get("method"), d.get("model"), tuple(params.items()), _path(d.get("checkpoint"), base, where + ".checkpoint"),
                  _path(d.get("out"), base, where + ".out"), d.get("seed") or 0, d.get("limit"))
@@ -166,7 +168,12 @@ def parse(d: Any, base: Path, where: str = "config") -> Experiment:
     evals = _keys(d["eval"], f"{where}.eval", set(map(str, d["eval"] or {})))
     if not evals:
         raise UsageError(f"{where}.eval: name at least one evaluation set")
-    return Experiment(str(d.get("name") or "experiment"), _source("train", d["train"], base, f"{where}.train"), recon,
+    train = d["train"] if isinstance(d["train"], list) else [d["train"]]
+    if not train:
+        raise UsageError(f"{where}.train: give a corpus/manifest mapping or a list of them")
+    train = tuple(_source("train" if len(train) == 1 else f"train-{i}", t, base, f"{where}.train" + (f"[{i}]" if len(train) > 1 else ""))
+                  for i, t in enumerate(train))
+    return Experiment(str(d.get("name") or "experiment"), train, recon,
                       var, tuple(dict.fromkeys(seeds)),
                       tuple(_source(str(n), v, base, f"{where}.eval.{n}") for n, v in evals.items()),
                       _path(d.get("out"), base, f"{where}.out"), int(d.get("eval_batch_size") or 16))
