@@ -63,7 +63,10 @@ def test_yaml_parses(path):
 
 def test_ray_cluster_config_passes_rays_schema():
     pytest.importorskip("jsonschema")
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    try:
+        from ray.autoscaler._private.util import prepare_config, validate_config
+    except ImportError as e:                     # a private module of Ray; moved in some release
+        pytest.skip(f"Ray's cluster-config validator is not importable here ({e})")
 
     config = _load(DOCKER / "ray-cluster.yaml")
     validate_config(prepare_config(config))
