@@ -83,8 +83,9 @@ ray_wait_nodes() {
   return 1
 }
 
-# ray_stop [GRACE_S]: SIGTERM the recorded node processes, workers first and the head last (a
-# head stopped before its workers waits out its drain timeout); SIGKILL any that outlive GRACE_S.
+# ray_stop [GRACE_S]: SIGTERM the recorded node processes, workers first and the head last. Each
+# node drains for up to 30 s (after a Ray Data job the head waits for its detached actors);
+# SIGKILL any that outlive GRACE_S (the `ray start --block` reaper then ends its Ray processes).
 ray_stop() {
   local grace=${1:-40} i pid start
   ((${#RAY_UP_PIDS[@]})) || return 0

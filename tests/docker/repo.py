@@ -20,20 +20,21 @@ def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def install_extras() -> tuple[str, set[str]]:
-    """(where, extras) of the install command users run: README.md first, then CI's script."""
+def install_extras() -> tuple[str, list[set[str]]]:
+    """(where, [extras of each `pip install .[...]` line]) from README.md, else CI's script."""
     for name in ("README.md", ".ci/run"):
         path = ROOT / name
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
+        found = []
+        for line in path.read_text().splitlines() if path.is_file() else []:
             if "pip install" not in line:
                 continue
             for token in shlex.split(line.split("pip install", 1)[1], comments=True):
                 m = re.fullmatch(r"\.(?:\[([\w,\s-]*)\])?", token)
                 if m:
-                    return name, {x.strip() for x in (m.group(1) or "").split(",") if x.strip()}
-    return "pyproject.toml (no install line found)", set()
+                    found.append({x.strip() for x in (m.group(1) or "").split(",") if x.strip()})
+        if found:
+            return name, found
+    return "pyproject.toml (no install line found)", [set()]
 
 
 def pins() -> dict[str, str]:

@@ -87,7 +87,7 @@ def test_pip_installs_the_readme_extras_and_pins(dockerfile):
     assert targets, f"{name}: no `pip install .[...]` of the package"
     for t in targets:
         got = set(filter(None, t[2:-1].split(","))) if "[" in t else set()
-        assert got == extras, f"{name}: installs {t!r}, but {where} installs extras {sorted(extras)}"
+        assert got in extras, f"{name}: installs {t!r}, but {where} installs {[sorted(e) for e in extras]}"
     # The torch pair is pinned in pyproject; an image that pre-installs torch must use the same pins.
     want = pins()
     for args in installs:
