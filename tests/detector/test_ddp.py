@@ -51,11 +51,12 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
 
 
 def test_ddp_two_process_equals_single_process(tmp_path: Path):
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt")), nprocs=2, join=True)
     cfg = tiny_config()
     torch.manual_seed(0)
-    ref = Detector(cfg.model)
+    ref = Detector(cfg.model)  # first, so the forked children inherit the (slow) transformers imports
     _train(ref, _data(), CLIPS, cfg)
+    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt")), nprocs=2, join=True,
+                       start_method="fork")
     got = torch.load(tmp_path / "ddp.pt")
     for k, v in ref.state_dict().items():
         assert torch.allclose(got[k], v, atol=1e-5, rtol=1e-4), k
