@@ -60,3 +60,14 @@ def test_checkpoint_from_other_config_is_refused(manifest: Path, tmp_path: Path)
         checkpoint.load(tmp_path / "run")
     with pytest.raises(UsageError, match="different model config"):
         checkpoint.load(tmp_path / "run", tiny_run().replace("model", backend="aasist"))
+
+
+def test_hf_hubert_and_wavlm_folders(tmp_path: Path):
+    from transformers import HubertConfig, HubertModel, WavLMConfig, WavLMModel
+    small = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                 conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=8,
+                 num_conv_pos_embedding_groups=2)
+    for name, cls, cfg in (("hubert", HubertModel, HubertConfig), ("wavlm", WavLMModel, WavLMConfig)):
+        cls(cfg(**small)).save_pretrained(tmp_path / name)
+        fe = build_frontend(f"hf:{tmp_path / name}")
+        assert fe(torch.randn(1, 1600)).shape[:2] == (1, 2)
