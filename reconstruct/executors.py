@@ -48,19 +48,25 @@ def _check_address(address: str, timeout_s: float = 10.0) -> None:
         raise UsageError(f"Ray cluster at {address} does not answer ({e}); check the address and that the head runs")
 
 
-def _init_ray(address: str | None, num_gpus_hint: float) -> bool:
-    """Start or join Ray; True when this call started it (and so must shut it down)."""
+def _init_ray(address: str | None) -> bool:
+    """Start or join Ray; True when this call started it (and so must shut it down).
+
+    Without --ray-address, RAY_ADDRESS (set by `ray job submit` and KubeRay) is joined if set;
+    otherwise a local Ray sized to this machine is started.
+    """
     import ray
 
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_address(address)
     if ray.is_initialized():
         return False
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     kwargs = dict(runtime_env={"env_vars": env}, log_to_driver=False, include_dashboard=False)
     if address:
-        _check_address(address)
         try:
             ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, TimeoutError) as e:
+        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
             raise UsageError(f"cannot join Ray at {address}: {str(e).splitlines()[0]}") from None
     else:
         ray.init(num_cpus=os.cpu_count(), **kwargs)
@@ -73,7 +79,7 @@ def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: s
     import ray
     import ray.data
 
-    started = _init_ray(address, gpus_per_worker)
+    started = _init_ray(address)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # the driver reports progress itself
     try:
         ctx = ray.data.DataContext.get_current()
@@ -81,11 +87,15 @@ def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: s
         ctx.print_on_execution_start = False
         cpus = ray.cluster_resources().get("CPU", 1)
         gpus = ray.cluster_resources().get("GPU", 0)
+        node_cpus = int(min((n["Resources"].get("CPU", 1) for n in ray.nodes() if n.get("Alive")), default=1))
+        if gpus_per_worker and gpus < gpus_per_worker:
+            raise UsageError(f"--gpus-per-worker {gpus_per_worker} but the Ray cluster has {gpus:g} GPUs; "
+                             "drop the flag to run on CPUs")
         for spec, table in jobs:
             blocks = batches(table, batch_size)
             default = int(gpus // gpus_per_worker) if gpus_per_worker else int(cpus)
             pool = max(1, min(workers or default, len(blocks)))
-            threads = cpu_threads(pool) if not address else 1
+            threads = max(1, min(int(cpus // pool), node_cpus))  # fill the cores; an actor fits on one node
             ds = ray.data.from_arrow(blocks).map_batches(
                 ReconstructWorker,
                 fn_constructor_kwargs=dict(spec=spec, manifest_dir=manifest_dir, run_id=run_id,

@@ -51,3 +51,26 @@ def test_three_methods_with_ray_then_interrupted_rerun_completes(ray_session, co
     assert summary.tallies["opus"].ok == 6 and summary.tallies["griffinlim"].skipped == 6
     ids = manifests.read(out / "manifest")["utt_id"].to_pylist()
     assert len(ids) == len(set(ids)) == 6 + 18
+
+
+def test_gpus_requested_on_a_cpu_cluster_is_a_usage_error(ray_session, corpus, tmp_path):
+    from manifests.errors import UsageError
+
+    cfg = RunConfig(corpus=str(corpus), out=str(tmp_path / "o"), models=("opus",), executor="ray",
+                    gpus_per_worker=0.5)
+    with pytest.raises(UsageError, match="has 0 GPUs"):
+        run(cfg, echo=lambda s: None)
+
+
+def test_an_address_that_does_not_answer_fails_fast(corpus, tmp_path):
+    import time
+
+    from click.testing import CliRunner
+
+    from reconstruct.cli import main
+
+    start = time.monotonic()
+    r = CliRunner().invoke(main, ["run", "--model", "opus", "--corpus", str(corpus), "--out", str(tmp_path / "o"),
+                                  "--ray-address", "ray://127.0.0.1:9"])
+    assert r.exit_code == 2 and "does not answer" in r.output
+    assert time.monotonic() - start < 60
