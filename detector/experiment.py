@@ -91,7 +91,29 @@ def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> 
     rc = subprocess.run(cmd).returncode
     if rc != 0:
         raise RunFailed(f"reconstruction run {r.name!r} exited {rc}; re-run to resume (command above)")
-    return str(dest / "manifest")
+    return _this_run(r, dest / "manifest", corpus, out)
+
+
+def _this_run(r: xc.Recon, manifest: Path, corpus: str, out: Path) -> str:
+    """Only this run's reconstructions (of its selected, first-`limit` sources; of its model): an out folder
+    may hold more from earlier runs, e.g. with a larger `limit` or another model. Written to OUT/manifests/recon-<name>."""
+    import manifests
+
+    if not r.select and not r.model:
+        return str(manifest)
+    table = manifests.read(manifest).to_pylist()
+    sources = None
+    if r.select:
+        with open(corpus, newline="", encoding="utf-8") as fh:
+            sources = [row["utt_id"] for row in csv.DictReader(fh)]
+        sources = set(sources[:r.limit] if r.limit is not None else sources)
+    rows = [row for row in table if row["kind"] == "reconstruction" and (sources is None or row["source_id"] in sources)
+            and (not r.model or row["model"] == r.model)]
+    if not rows:
+        raise RunFailed(f"reconstruction run {r.name!r}: no reconstructions in {manifest}")
+    dest = out / "manifests" / f"recon-{r.name}.parquet"
+    manifests.write(rows, dest)
+    return str(dest)
 
 
 def run_dir(out: Path, variant: xc.Variant, seed: int) -> Path:
