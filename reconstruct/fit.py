@@ -123,6 +123,8 @@ def _check_out(out: Path) -> None:
 
 def _recover(out: Path) -> None:
     """Finish a checkpoint rename that a crash interrupted."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a checkpoint write that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     old = out.with_name(out.name + ".old")
     if old.is_dir() and not out.exists():
         old.rename(out)
