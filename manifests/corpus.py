@@ -59,6 +59,8 @@ def _row(utt_id: str, path: Path, label: str, **extra) -> dict:
     try:
         info = describe(path)
         row.update(info, duration_s=float(info["duration_s"]))
+        if not info["num_samples"]:
+            row.update(status="failed", error=f"{path.name} has no audio samples")
     except (AudioError, OSError) as e:
         row.update(status="failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
     return row

@@ -218,7 +218,7 @@ def fit_mel_diffusion(cfg: FitConfig, progress: bool = True) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     step, wall0 = 0, 0.0
     if (out / STATE_FILE).is_file():
-        state = torch.load(out / STATE_FILE, map_location=device, weights_only=False)
+        state = torch.load(out / STATE_FILE, map_location=device, weights_only=True)
         was = {"channels": tuple(state["config"]["channels"]), "crop_frames": state["config"]["crop_frames"]}
         if was != {"channels": tuple(cfg.channels), "crop_frames": cfg.crop_frames}:
             raise UsageError(f"--out {out} holds a run with {was}; resume with the same model shape or use a new folder")
