@@ -2,22 +2,35 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 
 from .errors import UsageError
 
 
+class _EchoHandler(logging.Handler):
+    """Library warnings (skipped files, fallbacks) as `warning: ...` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
 class Group(click.Group):
-    """A click group that turns UsageError (and ValueError from argument checks) into exit 2."""
+    """A click group that turns UsageError into one line + exit 2 and shows library warnings."""
 
     def invoke(self, ctx: click.Context):
+        log = logging.getLogger("hardspoof")
+        handler = _EchoHandler(logging.WARNING)
+        log.addHandler(handler)
         try:
             return super().invoke(ctx)
         except UsageError as e:
             err = click.ClickException(str(e).splitlines()[0] if str(e) else "bad input")
             err.exit_code = 2
             raise err from None
+        finally:
+            log.removeHandler(handler)
 
 
 def parse_kv(pairs: tuple[str, ...], option: str = "--param") -> dict:

@@ -35,7 +35,7 @@ def test_ray_and_local_give_the_same_rows_and_audio(ray_session, corpus, tmp_pat
 def test_three_methods_with_ray_then_interrupted_rerun_completes(ray_session, corpus, tmp_path):
     out = tmp_path / "out"
     cfg = RunConfig(corpus=str(corpus), out=str(out), methods=("codec", "vocoder", "diffusion"),
-                    models=("opus", "griffinlim"), params=(("n_iter", 4), ("steps", 2)),
+                    models=("opus", "griffinlim"), params=(("n_iter", 4), ("steps", 5), ("gl_iters", 4)),
                     executor="ray", workers=2, batch_size=2)
     pytest.importorskip("reconstruct.backends.mel_diffusion")
     summary = run(cfg, echo=lambda s: None)

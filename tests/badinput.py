@@ -1,0 +1,112 @@
+"""A corpus of bad inputs, generated (no binary fixtures), and what each one must give.
+
+`python -m tests.badinput` prints the README's "What happens to bad input" table from the
+same cases the tests run.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+from tests.conftest import speechlike
+
+
+def _wav_header(frames: int, sr: int = 16000) -> bytes:
+    data = frames * 2
+    return b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, sr, sr * 2, 2, 16) \
+        + b"data" + struct.pack("<I", data)
+
+
+def _write(subtype: str, sr: int = 16000, channels: int = 1, seconds: float = 0.5, fmt: str = "WAV"):
+    def write(path: Path) -> None:
+        x = speechlike(seconds, sr)
+        with open(path, "wb") as fh:  # a handle, so names that are not UTF-8 work too
+            sf.write(fh, np.stack([x] * channels, axis=1) if channels > 1 else x, sr, subtype=subtype, format=fmt)
+    return write
+
+
+def _bytes(content: bytes) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(content)
+
+
+def _truncated_flac(path: Path) -> None:
+    sf.write(path, speechlike(0.5), 16000, format="FLAC")
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def _nan_wav(path: Path) -> None:
+    x = speechlike(0.5).astype(np.float32)
+    x[100:200] = np.nan
+    x[300] = np.inf
+    sf.write(path, x, 16000, subtype="FLOAT")
+
+
+def _symlink_loop(path: Path) -> None:
+    other = path.with_name("loop-b.wav")
+    path.symlink_to(other)
+    other.symlink_to(path)
+
+
+# name, file name, how to make it, what `reconstruct run` gives, where to read it
+CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
+    ("truncated WAV header", "trunc-header.wav", _bytes(_wav_header(8000)[:20]), "failed: cannot decode"),
+    ("WAV header, data cut short", "trunc-data.wav", _bytes(_wav_header(8000) + b"\x00\x01" * 2000), "ok"),
+    ("truncated FLAC", "trunc.flac", _truncated_flac, "failed: cannot decode"),
+    ("corrupt FLAC header", "corrupt.flac", _bytes(b"fLaC" + os.urandom(64)), "failed: cannot decode"),
+    ("zero-length file", "empty.wav", _bytes(b""), "failed: cannot decode"),
+    ("WAV with no samples", "no-samples.wav", _bytes(_wav_header(0)), "failed: no audio samples"),
+    ("all-zero silence", "silence.wav", lambda p: sf.write(p, np.zeros(8000, np.float32), 16000), "ok"),
+    ("NaN/Inf in float WAV", "nan.wav", _nan_wav, "failed: NaN or Inf"),
+    ("8-bit WAV", "u8.wav", _write("PCM_U8"), "ok"),
+    ("24-bit WAV", "s24.wav", _write("PCM_24"), "ok"),
+    ("float64 WAV", "f64.wav", _write("DOUBLE"), "ok"),
+    ("6-channel WAV", "six.wav", _write("PCM_16", channels=6), "ok"),
+    ("8 kHz", "sr8k.wav", _write("PCM_16", sr=8000), "ok"),
+    ("96 kHz", "sr96k.flac", _write("PCM_24", sr=96000, fmt="FLAC"), "ok"),
+    ("1 ms clip", "one-ms.wav", _write("PCM_16", seconds=0.001), "failed: shorter than"),
+    ("20 min clip (chunked)", "twenty-min.flac", _write("PCM_16", sr=8000, seconds=1200, fmt="FLAC"), "ok"),
+    ("text file named .wav", "text.wav", _bytes(b"hello, I am not audio\n" * 10), "failed: cannot decode"),
+    ("non-UTF-8 file name", "caf\udce9.wav", _write("PCM_16"), "skipped: not valid UTF-8"),
+    ("symlink loop", "loop-a.wav", _symlink_loop, "skipped: broken or looping symlink"),
+    ("folder named like a file", "folder.wav", lambda p: p.mkdir(), "skipped: folder(s) named like audio"),
+]
+
+
+def make_bad_corpus(root: Path, cases=CASES) -> Path:
+    """Write every case under root (plus one good clip); returns root."""
+    root.mkdir(parents=True, exist_ok=True)
+    sf.write(root / "good.wav", speechlike(0.5), 16000)
+    for _, name, make, _ in cases:
+        make(root / name)  # a surrogate-escaped name becomes its raw bytes on disk
+    return root
+
+
+# Whole-run problems: exit code 2 with one line, nothing written.
+USAGE_CASES = [
+    ("duplicate utt_id in a protocol", "exit 2: duplicate utt_id"),
+    ("protocol path `../../etc/passwd` or `/etc/passwd`", "exit 2: outside the corpus root (unless --allow-outside-root)"),
+    ("protocol line with the wrong field count", "exit 2: names the line"),
+    ("manifest of a newer major schema version, a wrong type, a missing column", "exit 2: names each problem"),
+    ("torch checkpoint that would run code when unpickled", "refused: weights_only loading"),
+]
+
+
+def markdown_table() -> str:
+    lines = ["| input | `reconstruct run` gives |", "|---|---|"]
+    for label, _, _, expect in CASES:
+        kind, _, why = expect.partition(": ")
+        what = {"ok": "a reconstruction (`ok` row)", "failed": f"a `failed` row: \"{why}...\"",
+                "skipped": f"skipped and counted on stderr: \"{why}...\""}[kind]
+        lines.append(f"| {label} | {what} |")
+    for label, what in USAGE_CASES:
+        lines.append(f"| {label} | {what} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
