@@ -135,6 +135,10 @@ def run_one(task: dict) -> list[dict]:
     from .evaluate import evaluate
     from .train import train
 
+    if task.get("threads"):
+        import torch
+
+        torch.set_num_threads(task["threads"])
     folder = Path(task["run_dir"])
     info_path = folder / "experiment.json"
     skipped = is_finished(folder)
@@ -171,7 +175,8 @@ def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
 
     ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=True)
     gpus = ray.cluster_resources().get("GPU", 0)
-    remote = ray.remote(num_gpus=1 if gpus >= 1 else 0, num_cpus=1)(run_one)
+    cpus = tasks[0].get("threads") or 1 if tasks else 1
+    remote = ray.remote(num_gpus=1 if gpus >= 1 else 0, num_cpus=cpus)(run_one)
     click.echo(f"ray: {len(tasks)} task(s), {'1 GPU' if gpus >= 1 else 'CPU'} each", err=True)
     return [row for rows in ray.get([remote.remote(t) for t in tasks]) for row in rows]
 
@@ -186,7 +191,7 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     evals = [(e.name, source_manifest(e, out), e.split) for e in exp.evals]
     needed = {r for v in exp.variants for r in v.reconstructions}
     recon = {r.name: reconstruction_manifest(r, out, ray_address) for r in exp.reconstructions if r.name in needed}
-    tasks = [{"run_dir": str(run_dir(out, v, s)), "variant": v.name, "seed": s, "batch_size": exp.eval_batch_size,
+    tasks = [{"run_dir": str(run_dir(out, v, s)), "variant": v.name, "seed": s, "batch_size": exp.eval_batch_size, "threads": exp.threads,
               "manifests": train_manifests + [recon[r] for r in v.reconstructions],
               "config": v.run.replace("train", seed=s).to_dict(), "evals": evals}
              for v in exp.variants for s in exp.seeds]

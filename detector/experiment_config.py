@@ -69,9 +69,11 @@ class Experiment:
     evals: tuple[Source, ...]             # table columns, in config order
     out: str | None = None                # output folder when --out is not given
     eval_batch_size: int = 16             # clips per scoring batch
+    threads: int | None = None            # torch CPU threads per run (1 on a shared CPU: OpenMP spin-waits
+                                          # under contention made 2 threads ~15x slower); None = torch's default
 
 
-TOP = {"name", "train", "reconstructions", "defaults", "variants", "seeds", "eval", "out", "eval_batch_size"}
+TOP = {"name", "train", "reconstructions", "defaults", "variants", "seeds", "eval", "out", "eval_batch_size", "threads"}
 
 
 def _keys(d: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
@@ -165,6 +167,9 @@ def parse(d: Any, base: Path, where: str = "config") -> Experiment:
     seeds = [seeds] if isinstance(seeds, int) else seeds
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise UsageError(f"{where}.seeds: expected an integer or a list of integers, got {seeds!r}")
+    threads = d.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise UsageError(f"{where}.threads: expected a positive integer, got {threads!r}")
     evals = _keys(d["eval"], f"{where}.eval", set(map(str, d["eval"] or {})))
     if not evals:
         raise UsageError(f"{where}.eval: name at least one evaluation set")
@@ -176,7 +181,7 @@ def parse(d: Any, base: Path, where: str = "config") -> Experiment:
     return Experiment(str(d.get("name") or "experiment"), train, recon,
                       var, tuple(dict.fromkeys(seeds)),
                       tuple(_source(str(n), v, base, f"{where}.eval.{n}") for n, v in evals.items()),
-                      _path(d.get("out"), base, f"{where}.out"), int(d.get("eval_batch_size") or 16))
+                      _path(d.get("out"), base, f"{where}.out"), int(d.get("eval_batch_size") or 16), threads)
 
 
 def load(path: str | Path) -> Experiment:
