@@ -38,7 +38,9 @@ def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> 
     eps = 1e-4
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(norm.ppf(np.clip(far, eps, 1 - eps)), norm.ppf(np.clip(frr, eps, 1 - eps)))
-    ticks = [0.001, 0.01, 0.05, 0.2, 0.5, 0.8]
+    ticks = [0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95]
+    ax.set_xlim(norm.ppf(5e-4), norm.ppf(0.99))
+    ax.set_ylim(norm.ppf(5e-4), norm.ppf(0.99))
     ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     ax.set_xlabel("false acceptance rate (%)")
