@@ -110,7 +110,7 @@ def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, ra
     for batch in bar:
         for idx, reason in batch["failed"]:
             state.failed[train_clips[idx].utt_id] = reason
-        if batch["wav"].shape[0] == 0:
+        if ddp.all_sum(float(batch["wav"].shape[0] == 0)) > 0:  # every rank skips together, or DDP would hang
             continue
         clips = [train_clips[i] for i in batch["index"].tolist()]
         dev = next(model.parameters()).device
