@@ -8,6 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+import manifests
 from detector.cli import main
 from detector.experiment_config import load
 from tests.detector.conftest import make_manifest
@@ -20,10 +21,12 @@ TINY = {"data": {"crop": 8000, "batch_size": 2, "augment": False},
 
 def _config(tmp_path: Path, manifest: Path, **extra) -> Path:
     cfg = {"name": "tiny", "train": {"manifest": str(manifest)},
-           "reconstructions": {"fake": {"manifest": str(manifest)}},
+           "reconstructions": {"fake": {"manifest": str(manifest)}, "opus": {  # a run to do: `reconstruct` subprocess
+               "corpus": str(manifest.parent / "corpus"), "select": {"split": "train", "label": "bonafide"},
+               "model": "opus", "limit": 1}},
            "defaults": TINY,
            "variants": {"CE+last": {"model": {"aggregation": "last"}, "train": {"loss": "ce"}},
-                        "attn+RACL+fake": {"reconstructions": ["fake"], "model": {"aggregation": "attn"}}},
+                        "attn+RACL+fake+opus": {"reconstructions": ["fake", "opus"], "model": {"aggregation": "attn"}}},
            "seeds": [1],
            "eval": {"all": {"manifest": str(manifest)}, "dev": {"manifest": str(manifest), "split": "dev"}},
            **extra}
@@ -42,15 +45,17 @@ def test_two_variants_end_to_end_and_rerun_skips(tmp_path: Path, manifest: Path)
     assert r.exit_code == 0, r.output
     assert "2 run(s), 2 trained now" in r.output
     df = pd.read_parquet(out / "results.parquet")
-    assert len(df) == 4 and set(df.variant) == {"CE+last", "attn+RACL+fake"} and set(df.eval_set) == {"all", "dev"}
+    assert len(df) == 4 and set(df.variant) == {"CE+last", "attn+RACL+fake+opus"} and set(df.eval_set) == {"all", "dev"}
     assert set(df.seed) == {1} and df.eer.between(0, 100).all() and df.min_dcf.notna().all()
     assert df[df.eval_set == "dev"].n_clips.iloc[0] < df[df.eval_set == "all"].n_clips.iloc[0]
     md = (out / "results.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| variant | all"))
     assert header == "| variant | all | dev | avg |"
     rows = [line.split(" | ")[0][2:] for line in md.splitlines() if line.startswith("| CE+last") or line.startswith("| attn")]
-    assert rows[:2] == ["CE+last", "attn+RACL+fake"]
+    assert rows[:2] == ["CE+last", "attn+RACL+fake+opus"]
     assert (out / "results.png").stat().st_size > 1000
+    opus = manifests.read(out / "manifests" / "recon-opus.parquet").to_pylist()  # the limit-1 selection only
+    assert len(opus) == 1 and opus[0]["model"] == "opus" and opus[0]["source_id"].startswith("bonafide/spk0/")
     final = out / "runs" / "CE_last" / "seed1" / "final" / "model.safetensors"
     stamp = final.stat().st_mtime_ns
     again = _run("--config", config, "--out", out)
@@ -69,7 +74,7 @@ def test_unknown_key_exit_2_names_it(tmp_path: Path, manifest: Path):
 
 @pytest.mark.parametrize("patch, words", [
     ({"variants": {"v": {"model": {"aggregation": "last", "nope": 1}}}}, ["variants.v", "nope"]),
-    ({"variants": {"v": {"reconstructions": ["missing"]}}}, ["missing", "fake"]),
+    ({"variants": {"v": {"reconstructions": ["missing"]}}}, ["missing", "fake, opus"]),
     ({"reconstructions": {"fake": {"corpus": "x"}}}, ["reconstructions.fake", "model"]),
     ({"seeds": "abc"}, ["seeds"]),
 ])
