@@ -151,14 +151,16 @@ def run_one(task: dict) -> list[dict]:
     rows = []
     for name, manifest, split in task["evals"]:
         cache = folder / "eval" / name / "result.json"
-        key = f"{manifest_hash(manifest)}:{split}"
+        key = f"{manifest_hash(manifest)}:{split}:v2"
         res = json.loads(cache.read_text()) if cache.is_file() else {}
         if res.get("key") != key:
             r = evaluate(folder, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False, split=split)
-            res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"]}
+            res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"],
+                   "per_attack": {a: 100 * v for a, v in r["per_attack"].items()}}
             cache.write_text(json.dumps(res))
         rows.append({"variant": task["variant"], "seed": task["seed"], "eval_set": name, "eer": 100 * res["eer"],
                      "min_dcf": res["min_dcf"], "n_clips": res["n"], "dev_eer": 100 * meta["dev_eer"],
+                     "per_attack_eer": json.dumps(res["per_attack"], sort_keys=True),
                      "train_seconds": info.get("train_seconds"), "trained_now": not skipped, "run_dir": str(folder)})
     return rows
 
@@ -200,10 +202,12 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     except UsageError as e:
         raise RunFailed(f"a training/eval run failed: {str(e).splitlines()[0]}") from None
     seconds = time.time() - t0
-    files = write_reports(rows, exp, out, command=command, seconds=seconds)
-    return {"rows": len(rows), "trained": sum(1 for t in tasks if any(r["trained_now"] and r["run_dir"] == t["run_dir"]
-                                                                      for r in rows)),
-            "runs": len(tasks), "files": files, "seconds": seconds}
+    trained = len({r["run_dir"] for r in rows if r["trained_now"]})
+    with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "command": command,
+                             "wall_seconds": round(seconds, 1), "runs": len(tasks), "trained": trained}) + "\n")
+    files = write_reports(rows, exp, out)
+    return {"rows": len(rows), "trained": trained, "runs": len(tasks), "files": files, "seconds": seconds}
 
 
 @click.command()
@@ -215,7 +219,7 @@ def experiment(config_file: str, out: str | None, ray_address: str | None) -> No
     """Train every variant x seed of an experiment YAML, evaluate each on every eval set, write the table.
 
     Re-running skips finished runs (OUT/runs/<variant>/seed<S>/final) and cached evaluations.
-    Writes OUT/results.parquet (EER in %), OUT/results.md, OUT/results.png.
+    Writes OUT/results.parquet (EER in %), OUT/results.md, OUT/results.png; appends to OUT/invocations.jsonl.
     """
     exp = xc.load(config_file)
     command = f"detector experiment --config {config_file}" + (f" --out {out}" if out else "") + \

@@ -73,8 +73,32 @@ def bar_chart(df: "pd.DataFrame", variants: Sequence[str], evals: Sequence[str],
     return path
 
 
-def write_reports(rows: list[dict], exp: "Experiment", out: Path, command: str = "", seconds: float | None = None
-                  ) -> list[str]:
+def per_attack_table(df: "pd.DataFrame", variants: Sequence[str], eval_set: str) -> str | None:
+    """EER (%) per attack of one eval set (bona fide vs that attack's spoofs), mean ± std over seeds."""
+    import json
+
+    d = df[df.eval_set == eval_set]
+    per = [(r.variant, json.loads(r.per_attack_eer)) for r in d.itertuples()] if "per_attack_eer" in d else []
+    attacks = sorted({a for _, p in per for a in p if a != "-"})
+    if len(attacks) < 2:
+        return None
+    lines = ["| variant | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
+    for v in variants:
+        lines.append(f"| {v} | " + " | ".join(_cell([p[a] for name, p in per if name == v and a in p], 2)
+                                             for a in attacks) + " |")
+    return "\n".join(lines)
+
+
+def _invocations(out: Path) -> list[str]:
+    import json
+
+    path = out / "invocations.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return [f"- {d['finished']}: `{d['command']}`: {d['wall_seconds']:.0f} s wall ({d['wall_seconds'] / 60:.1f} min), "
+            f"{d['trained']} of {d['runs']} runs trained" for d in map(json.loads, lines)]
+
+
+def write_reports(rows: list[dict], exp: "Experiment", out: Path) -> list[str]:
     """OUT/results.parquet, OUT/results.md, OUT/results.png; returns their paths."""
     import pandas as pd
 
@@ -91,15 +115,15 @@ def write_reports(rows: list[dict], exp: "Experiment", out: Path, command: str =
           f"{AVG} = mean over the eval sets within a seed.", "",
           markdown_table(df, variants, evals), "",
           "minDCF:", "", markdown_table(df, variants, evals, "min_dcf", 4), "",
+          *[part for e in evals if (t := per_attack_table(df, variants, e))
+            for part in (f"EER (%) per attack on {e} (bona fide vs each attack's spoofs):", "", t, "")],
           "Dev EER (%) of the checkpoint (the split used for early stopping and epoch averaging):", "",
           "| variant | dev EER |", "|---|---|",
           *[f"| {v} | {_cell(trained[trained.variant == v].sort_values('seed').dev_eer.tolist(), 2)} |" for v in variants],
           "", "## Provenance", "",
-          f"- written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-          f"- command: `{command}`" if command else "",
-          f"- wall time of this invocation: {seconds:.0f} s ({seconds / 60:.1f} min); runs trained now: "
-          f"{int(trained.trained_now.sum())} of {len(trained)}" if seconds is not None else "",
-          f"- training time per run (as first trained): mean {train_s.mean():.0f} s, total {train_s.sum():.0f} s"
+          f"- written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; invocations (OUT/invocations.jsonl):",
+          *["  " + line for line in _invocations(out)],
+          f"- training time per run (when first trained): mean {train_s.mean():.0f} s, total {train_s.sum():.0f} s"
           if len(train_s) else "",
           f"- eval clips: " + ", ".join(f"{e} {int(df[df.eval_set == e].n_clips.iloc[0])}" for e in evals),
           "- variants: " + "; ".join(f"{v.name} = {v.run.model.aggregation}/{v.run.train.loss}"

@@ -53,6 +53,7 @@ def test_two_variants_end_to_end_and_rerun_skips(tmp_path: Path, manifest: Path)
     assert header == "| variant | all | dev | avg |"
     rows = [line.split(" | ")[0][2:] for line in md.splitlines() if line.startswith("| CE+last") or line.startswith("| attn")]
     assert rows[:2] == ["CE+last", "attn+RACL+fake+opus"]
+    assert "per attack on all" in md and "| A01 | A02 |" in md
     assert (out / "results.png").stat().st_size > 1000
     opus = manifests.read(out / "manifests" / "recon-opus.parquet").to_pylist()  # the limit-1 selection only
     assert len(opus) == 1 and opus[0]["model"] == "opus" and opus[0]["source_id"].startswith("bonafide/spk0/")
@@ -62,6 +63,7 @@ def test_two_variants_end_to_end_and_rerun_skips(tmp_path: Path, manifest: Path)
     assert again.exit_code == 0, again.output
     assert "2 run(s), 0 trained now" in again.output
     assert final.stat().st_mtime_ns == stamp
+    assert len((out / "invocations.jsonl").read_text().splitlines()) == 2
     pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet").drop(columns="trained_now"),
                                   df.drop(columns="trained_now"))
 
