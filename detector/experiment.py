@@ -175,12 +175,18 @@ def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
         return rows
     import ray
 
-    ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=True)
-    gpus = ray.cluster_resources().get("GPU", 0)
-    cpus = tasks[0].get("threads") or 1 if tasks else 1
-    remote = ray.remote(num_gpus=1 if gpus >= 1 else 0, num_cpus=cpus)(run_one)
-    click.echo(f"ray: {len(tasks)} task(s), {'1 GPU' if gpus >= 1 else 'CPU'} each", err=True)
-    return [row for rows in ray.get([remote.remote(t) for t in tasks]) for row in rows]
+    started = not ray.is_initialized()  # an already connected driver (e.g. tests) keeps its connection
+    if started:
+        ray.init(address=ray_address, log_to_driver=True)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        cpus = (tasks[0].get("threads") or 1) if tasks else 1
+        remote = ray.remote(num_gpus=1 if gpus >= 1 else 0, num_cpus=cpus)(run_one)
+        click.echo(f"ray: {len(tasks)} task(s), {'1 GPU' if gpus >= 1 else f'{cpus} CPU'} each", err=True)
+        return [row for rows in ray.get([remote.remote(t) for t in tasks]) for row in rows]
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str | None = None,

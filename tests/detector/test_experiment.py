@@ -68,6 +68,18 @@ def test_two_variants_end_to_end_and_rerun_skips(tmp_path: Path, manifest: Path)
                                   df.drop(columns="trained_now"))
 
 
+def test_variants_as_ray_tasks(tmp_path: Path, manifest: Path, ray_session):
+    config = _config(tmp_path, manifest)
+    d = yaml.safe_load(config.read_text())
+    d["reconstructions"].pop("opus")
+    d["variants"]["attn+RACL+fake+opus"]["reconstructions"] = ["fake"]
+    config.write_text(yaml.safe_dump(d, sort_keys=False))
+    r = _run("--config", config, "--out", tmp_path / "out", "--ray-address", "auto")  # joins the session's Ray
+    assert r.exit_code == 0, r.output
+    assert "ray: 2 task(s), 1 CPU each" in r.output and "2 run(s), 2 trained now" in r.output
+    assert len(pd.read_parquet(tmp_path / "out" / "results.parquet")) == 4
+
+
 def test_unknown_key_exit_2_names_it(tmp_path: Path, manifest: Path):
     config = _config(tmp_path, manifest, bogus_key=1)
     r = _run("--config", config, "--out", tmp_path / "out")
