@@ -156,8 +156,11 @@ def _save_last(out: Path, model: Detector, opt, sched, state: State, cfg: RunCon
     last = out / "last"
     last.mkdir(parents=True, exist_ok=True)
     tmp = last / ".state.pt.tmp"
-    torch.save({"model": model.saved_state(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "state": state.__dict__, "config": cfg.to_dict()}, tmp)
+    with open(tmp, "wb") as fh:
+        torch.save({"model": model.saved_state(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "state": state.__dict__, "config": cfg.to_dict()}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, last / "state.pt")
 
 
@@ -165,7 +168,7 @@ def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig) -> State:
     path = out / "last" / "state.pt"
     if not path.is_file():
         return State()
-    saved = torch.load(path, map_location=ddp.device(), weights_only=False)
+    saved = torch.load(path, map_location=ddp.device(), weights_only=True)
     if saved["config"]["model"] != cfg.to_dict()["model"]:
         raise UsageError(f"{out} holds a run with a different model config; use a new --out or pass --fresh")
     checkpoint.load_state(model, saved["model"], str(path))
