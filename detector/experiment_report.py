@@ -125,7 +125,7 @@ def write_reports(rows: list[dict], exp: "Experiment", out: Path) -> list[str]:
           *["  " + line for line in _invocations(out)],
           f"- training time per run (when first trained): mean {train_s.mean():.0f} s, total {train_s.sum():.0f} s"
           if len(train_s) else "",
-          f"- eval clips: " + ", ".join(f"{e} {int(df[df.eval_set == e].n_clips.iloc[0])}" for e in evals),
+          "- eval clips: " + ", ".join(f"{e} {int(df[df.eval_set == e].n_clips.iloc[0])}" for e in evals),
           "- variants: " + "; ".join(f"{v.name} = {v.run.model.aggregation}/{v.run.train.loss}"
                                      f" + [{', '.join(v.reconstructions) or 'no reconstructions'}]" for v in exp.variants)]
     (out / "results.md").write_text("\n".join(line for line in md if line is not None) + "\n", encoding="utf-8")

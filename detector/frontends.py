@@ -8,30 +8,15 @@ Remote code is never trusted.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from manifests.errors import UsageError
+from manifests.modelstore import offline, store_dir
 
 XLSR_ID = "facebook/wav2vec2-xls-r-300m"
-
-
-def store_dir() -> Path:
-    """The local model store (HARDSPOOF_MODELS, default under the user cache dir)."""
-    env = os.environ.get("HARDSPOOF_MODELS")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("hardspoof")) / "models"
-
-
-def _offline() -> bool:
-    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARDSPOOF_OFFLINE"))
 
 
 def resolve_weights(source: str) -> str:
@@ -45,7 +30,7 @@ def resolve_weights(source: str) -> str:
     for cand in (store_dir() / source.replace("/", "--"), store_dir() / name):
         if (cand / "config.json").is_file():
             return str(cand)
-    if _offline() or "/" not in source:
+    if offline() or "/" not in source:
         raise UsageError(
             f"front-end weights {source} are not available offline (looked in {store_dir() / name}); on an online "
             f"machine run `huggingface-cli download {source} --local-dir {store_dir() / name}` "

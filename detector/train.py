@@ -164,9 +164,23 @@ def _save_last(out: Path, model: Detector, opt, sched, state: State, cfg: RunCon
     os.replace(tmp, last / "state.pt")
 
 
+def _trim_log(out: Path, next_epoch: int) -> None:
+    """Drop log rows of epochs that will run again (a kill between logging and saving the state)."""
+    log = out / "log.csv"
+    if not log.is_file():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) < next_epoch]
+    if len(keep) != len(lines):
+        tmp = log.with_name(".log.csv.tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, log)
+
+
 def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig) -> State:
     path = out / "last" / "state.pt"
     if not path.is_file():
+        _trim_log(out, 0)
         return State()
     saved = torch.load(path, map_location=ddp.device(), weights_only=True)
     if saved["config"]["model"] != cfg.to_dict()["model"]:
@@ -174,7 +188,9 @@ def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig) -> State:
     checkpoint.load_state(model, saved["model"], str(path))
     opt.load_state_dict(saved["opt"])
     sched.load_state_dict(saved["sched"])
-    return State(**saved["state"])
+    state = State(**saved["state"])
+    _trim_log(out, state.epoch)
+    return state
 
 
 def _log(out: Path, row: dict) -> None:

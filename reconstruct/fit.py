@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import json
 import math
-import os
 import shutil
 import tempfile
 import time

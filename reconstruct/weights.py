@@ -16,22 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from manifests.errors import UsageError
-
-
-def store_dir() -> Path:
-    """The local model store folder."""
-    env = os.environ.get("HARDSPOOF_MODELS")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("hardspoof")) / "models"
-
-
-def offline() -> bool:
-    """True when the user asked for no network (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
-    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARDSPOOF_OFFLINE"))
+from manifests.modelstore import offline, store_dir  # noqa: F401  (re-exported: weights.store_dir)
 
 
 def not_available(name: str, source: str | None) -> UsageError:

@@ -46,8 +46,6 @@ class GriffinLim(Backend):
         return self.params.n_fft // 2 + 1
 
     def _reconstruct(self, wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        import torchaudio.functional as AF
-
         p = self.params
         spec = torch.stft(wav, p.n_fft, p.hop_length, window=self.window, return_complex=True).abs()
         if self.mel is not None:

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 import manifests
 from detector.cli import main
 from detector.experiment_config import load
-from tests.detector.conftest import make_manifest
 
 TINY = {"data": {"crop": 8000, "batch_size": 2, "augment": False},
         "model": {"frontend": "tiny", "backend": "linear", "tiny_hidden": 16, "embed_dim": 16, "proj_dim": 16,
