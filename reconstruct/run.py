@@ -20,7 +20,7 @@ from . import weights
 from .config import RunConfig
 from .executors import run_local, run_ray
 from .plan import ModelSpec, build_tasks, done_ids, resolve_models
-from .worker import TOOLKIT_VERSION
+from .worker import DISK_FULL, TOOLKIT_VERSION
 
 
 @dataclasses.dataclass
@@ -129,9 +129,16 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     for r in originals:
         r["run_id"] = run_id
-    manifests.write_part(originals, manifest_dir, "originals")
-    _execute(cfg, jobs, str(manifest_dir), run_id, tallies)
-    manifests.compact(manifest_dir)
+    try:
+        manifests.write_part(originals, manifest_dir, "originals")
+        _execute(cfg, jobs, str(manifest_dir), run_id, tallies)
+        manifests.compact(manifest_dir)
+    except OSError as e:
+        if getattr(e, "errno", None) in DISK_FULL or "No space left" in str(e):
+            done = sum(t.ok + t.failed for t in tallies.values())
+            raise UsageError(f"disk full under {out} after {done} clips this run; free space and re-run the same "
+                             "command: finished clips are kept and skipped") from None
+        raise
     return summary
 
 

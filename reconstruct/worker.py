@@ -7,6 +7,7 @@ same rows so the driver can count them. One clip's failure is a `failed` row, no
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import time
 import uuid
@@ -21,6 +22,7 @@ from .hardness import lsd_db, snr_db
 from .plan import ModelSpec
 
 TOOLKIT_VERSION = manifests.__version__
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _reason(e: BaseException) -> str:
@@ -61,6 +63,10 @@ class ReconstructWorker:
             save_audio(task["out_path"], out, sr)
             row.update(describe(task["out_path"]), snr_db=snr_db(wav, out), lsd_db=lsd_db(wav, out, sr),
                        status="ok")
+        except OSError as e:
+            if e.errno in DISK_FULL:  # not this clip's fault: stop the run, the next one resumes
+                raise
+            row.update(status="failed", error=_reason(e))
         except Exception as e:  # noqa: BLE001 - any per-clip failure becomes a failed row
             row.update(status="failed", error=_reason(e))
         row["created_at"] = dt.datetime.now(dt.timezone.utc)

@@ -147,3 +147,29 @@ def test_spectrogram_figure(corpus, tmp_path):
     assert r.exit_code == 0, r.output
     png = out / "spectrograms.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_disk_full_midway_stops_cleanly_and_the_rerun_completes(corpus, tmp_path, monkeypatch):
+    import errno
+
+    import reconstruct.worker as worker
+
+    real, calls = worker.manifests.write_part, []
+
+    def write_part(rows, folder, name):
+        calls.append(name)
+        if len(calls) == 3:  # originals, one batch of reconstructions, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(rows, folder, name)
+
+    monkeypatch.setattr(worker.manifests, "write_part", write_part)
+    out = tmp_path / "out"
+    r = invoke(*run_args(corpus, out, "--batch-size", "2"))
+    assert r.exit_code == 2 and "disk full" in r.output and "Traceback" not in r.output
+    kept = manifests.read(out / "manifest")
+    assert sum(k == "reconstruction" for k in kept["kind"].to_pylist()) == 2
+    monkeypatch.setattr(worker.manifests, "write_part", real)
+    r = invoke(*run_args(corpus, out, "--batch-size", "2"))
+    assert r.exit_code == 0, r.output
+    table = manifests.read(out / "manifest")
+    assert table.num_rows == 12 and set(table["status"].to_pylist()) == {"ok"}
