@@ -5,8 +5,9 @@ Usage:
   python benchmarks/bench_ray.py --memory --clips 2000      # generated 0.5 s clips; driver peak RSS
 
 Prints clips/s medians over --repeats for: a plain loop calling the same back-end in one
-process (1 torch thread), the Ray stage with 1 worker, and with 2 workers. Ray is started
-once, before timing; each timed run includes actor start-up and model loading.
+process, the Ray stage with 1 worker, and with 2 workers, every worker with 1 torch thread.
+Ray is started once, before timing; each timed Ray run is the whole `reconstruct run`
+(corpus import with hashing, actor start-up, model loading, manifest parts, compaction).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def plain_loop(paths: list[str], out: Path) -> float:
 
 def ray_run(corpus: str, limit: int, out: Path, workers: int) -> float:
     cfg = RunConfig(corpus=corpus, out=str(out), models=(MODEL,), params=PARAMS, executor="ray",
-                    workers=workers, batch_size=4, limit=limit)
+                    workers=workers, threads_per_worker=1, batch_size=4, limit=limit)
     start = time.perf_counter()
     run(cfg, echo=lambda s: None)
     return time.perf_counter() - start

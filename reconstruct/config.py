@@ -17,6 +17,7 @@ class RunConfig:
     executor: str = "ray"                        # ray | local (in-process, same output)
     workers: int = 0                             # actors per model; 0 = one per CPU (or per GPU)
     gpus_per_worker: float = 0.0                 # GPUs per actor, fractional allowed
+    threads_per_worker: int = 0                  # torch threads per worker; 0 = share the cores out
     batch_size: int = 8                          # clips per worker call (and per manifest part)
     ray_address: str | None = None               # join a cluster: 'auto' or 'ray://host:10001'
     seed: int = 0                                # run seed; each clip's seed derives from it

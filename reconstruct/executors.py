@@ -28,10 +28,11 @@ def batches(table: pa.Table, size: int) -> list[pa.Table]:
 
 
 def run_local(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: str, batch_size: int,
-              workers: int, device: str) -> Iterator[pa.Table]:
+              workers: int, device: str, threads: int = 0) -> Iterator[pa.Table]:
     """In-process: one worker per model, batches in plan order."""
     for spec, table in jobs:
-        worker = ReconstructWorker(spec, manifest_dir, run_id, threads=cpu_threads(workers or 1), device=device)
+        worker = ReconstructWorker(spec, manifest_dir, run_id, threads=threads or cpu_threads(workers or 1),
+                                   device=device)
         for batch in batches(table, batch_size):
             yield worker(batch)
 
@@ -74,7 +75,8 @@ def _init_ray(address: str | None) -> bool:
 
 
 def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: str, batch_size: int,
-            workers: int, gpus_per_worker: float, address: str | None, device: str) -> Iterator[pa.Table]:
+            workers: int, gpus_per_worker: float, address: str | None, device: str,
+            threads_per_worker: int = 0) -> Iterator[pa.Table]:
     """Ray Data: per model, plan blocks -> map_batches(ReconstructWorker) on a fixed actor pool."""
     import ray
     import ray.data
@@ -95,7 +97,7 @@ def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: s
             blocks = batches(table, batch_size)
             default = int(gpus // gpus_per_worker) if gpus_per_worker else int(cpus)
             pool = max(1, min(workers or default, len(blocks)))
-            threads = max(1, min(int(cpus // pool), node_cpus))  # fill the cores; an actor fits on one node
+            threads = threads_per_worker or max(1, min(int(cpus // pool), node_cpus))  # an actor fits on one node
             ds = ray.data.from_arrow(blocks).map_batches(
                 ReconstructWorker,
                 fn_constructor_kwargs=dict(spec=spec, manifest_dir=manifest_dir, run_id=run_id,

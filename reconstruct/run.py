@@ -147,10 +147,11 @@ def _execute(cfg: RunConfig, jobs, manifest_dir: str, run_id: str, tallies: dict
     if not total:
         return
     if cfg.executor == "local":
-        stream = run_local(jobs, manifest_dir, run_id, cfg.batch_size, cfg.workers, cfg.device)
+        stream = run_local(jobs, manifest_dir, run_id, cfg.batch_size, cfg.workers, cfg.device,
+                           cfg.threads_per_worker)
     else:
         stream = run_ray(jobs, manifest_dir, run_id, cfg.batch_size, cfg.workers, cfg.gpus_per_worker,
-                         cfg.ray_address, cfg.device)
+                         cfg.ray_address, cfg.device, cfg.threads_per_worker)
     with tqdm(total=total, unit="clip", desc="reconstruct", disable=os.environ.get("HARDSPOOF_NO_BAR") == "1") as bar:
         for rows in stream:
             _count(rows, tallies, jobs)
