@@ -48,9 +48,9 @@ def plain_loop(paths: list[str], out: Path) -> float:
     return time.perf_counter() - start
 
 
-def ray_run(corpus: str, limit: int, out: Path, workers: int) -> float:
+def ray_run(corpus: str, limit: int, out: Path, workers: int, batch_size: int = 8) -> float:
     cfg = RunConfig(corpus=corpus, out=str(out), models=(MODEL,), params=PARAMS, executor="ray",
-                    workers=workers, threads_per_worker=1, batch_size=4, limit=limit)
+                    workers=workers, threads_per_worker=1, batch_size=batch_size, limit=limit)
     start = time.perf_counter()
     run(cfg, echo=lambda s: None)
     return time.perf_counter() - start
@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--corpus", help="corpus for the throughput runs (default: generated 3 s clips)")
     ap.add_argument("--clips", type=int, default=240)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=8, help="clips per Ray task (and manifest part)")
     ap.add_argument("--memory", action="store_true", help="only measure driver peak RSS on --clips clips")
     args = ap.parse_args()
     import ray
@@ -98,10 +99,10 @@ def main() -> None:
                 if name.startswith("plain"):
                     results[name].append(plain_loop(paths, out))
                 else:
-                    results[name].append(ray_run(corpus, len(paths), out, workers=int(name.split()[1])))
+                    results[name].append(ray_run(corpus, len(paths), out, int(name.split()[1]), args.batch_size))
                 shutil.rmtree(out)
         print(f"{len(paths)} clips, {audio_s / 60:.1f} min of audio, back-end {MODEL} {dict(PARAMS)}, "
-              f"{os.cpu_count()} CPUs, medians of {args.repeats}")
+              f"{os.cpu_count()} CPUs, batch size {args.batch_size}, medians of {args.repeats}")
         med = {k: statistics.median(v) for k, v in results.items()}
         for k, v in med.items():
             print(f"  {k:<22} {v:7.1f} s   {len(paths) / v:6.2f} clips/s   runs: {', '.join(f'{x:.1f}' for x in results[k])}")

@@ -29,7 +29,7 @@ def main() -> None:
 @click.option("--workers", type=int, default=0, help="Actors per model (default: one per CPU, or per GPU share).")
 @click.option("--gpus-per-worker", type=float, default=0.0, show_default=True, help="GPUs per actor; fractions share a GPU.")
 @click.option("--threads-per-worker", type=int, default=0, help="Torch threads per worker (default: cores / workers).")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Clips per worker call and manifest part.")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Clips per worker call and manifest part.")
 @click.option("--ray-address", help="Join a running cluster: 'auto' or 'ray://HOST:10001'.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed; per-clip seeds derive from it.")
 @click.option("--limit", type=int, help="Only the first N corpus clips.")

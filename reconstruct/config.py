@@ -18,7 +18,7 @@ class RunConfig:
     workers: int = 0                             # actors per model; 0 = one per CPU (or per GPU)
     gpus_per_worker: float = 0.0                 # GPUs per actor, fractional allowed
     threads_per_worker: int = 0                  # torch threads per worker; 0 = share the cores out
-    batch_size: int = 8                          # clips per worker call (and per manifest part)
+    batch_size: int = 16                         # clips per worker call (and per manifest part)
     ray_address: str | None = None               # join a cluster: 'auto' or 'ray://host:10001'
     seed: int = 0                                # run seed; each clip's seed derives from it
     limit: int | None = None                     # only the first N corpus clips
