@@ -8,12 +8,12 @@ import numpy as np
 import manifests
 from manifests.audio import load_audio
 
+from .hardness import power_spectrogram
 
-def _log_spec(wav: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
-    if wav.shape[0] < n_fft:
-        wav = np.pad(wav, (0, n_fft - wav.shape[0]))
-    frames = np.lib.stride_tricks.sliding_window_view(wav, n_fft)[::hop] * np.hanning(n_fft)
-    return 10 * np.log10(np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-10).T
+
+def _log_spec(wav: np.ndarray) -> np.ndarray:
+    """(freq, frames) log power in dB, the same STFT (n_fft 512, hop 128) as `lsd_db` at 16 kHz."""
+    return (10 * np.log10(power_spectrogram(wav, 512) + 1e-10)).T
 
 
 def spectrogram_grid(manifest: str | Path, out_png: str | Path, clips: int = 3, seconds: float = 3.0) -> Path:

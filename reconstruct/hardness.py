@@ -23,7 +23,7 @@ def _frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:n]
 
 
-def _power(x: np.ndarray, n_fft: int) -> np.ndarray:
+def power_spectrogram(x: np.ndarray, n_fft: int) -> np.ndarray:
     """(frames, n_fft//2+1) power spectra of a 1-D signal."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     return np.abs(np.fft.rfft(_frames(x, n_fft, n_fft // 4) * np.hanning(n_fft), axis=-1)) ** 2
@@ -39,7 +39,7 @@ def lsd_db(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
     if ref.shape != est.shape:
         raise ValueError(f"lsd_db needs equal lengths, got {ref.shape[0]} and {est.shape[0]} samples")
     n_fft = _n_fft(sr)
-    diff = 10 * (np.log10(_power(ref, n_fft) + _FLOOR) - np.log10(_power(est, n_fft) + _FLOOR))
+    diff = 10 * (np.log10(power_spectrogram(ref, n_fft) + _FLOOR) - np.log10(power_spectrogram(est, n_fft) + _FLOOR))
     return float(np.mean(np.sqrt(np.mean(diff ** 2, axis=-1))))
 
 
@@ -59,7 +59,7 @@ def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
 def harmonicity(wav: np.ndarray, sr: int) -> float:
     """Mean cepstral peak prominence (cepstrum of the dB spectrum) over the louder half of 64 ms frames, pitch 60-400 Hz."""
     n_fft = 2 * _n_fft(sr)
-    power = _power(wav, n_fft)
+    power = power_spectrogram(wav, n_fft)
     if power.shape[0] == 0:
         return 0.0
     loud = power.sum(axis=1) >= np.median(power.sum(axis=1))
