@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 
 from . import experiment_config as xc
 from .experiment_report import write_reports
@@ -206,7 +206,7 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     try:
         rows = _execute(tasks, ray_address)
     except UsageError as e:
-        raise RunFailed(f"a training/eval run failed: {str(e).splitlines()[0]}") from None
+        raise RunFailed(f"a training/eval run failed: {first_line(e)}") from None
     seconds = time.time() - t0
     trained = len({r["run_dir"] for r in rows if r["trained_now"]})
     with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 
 from .config import RunConfig
 
@@ -145,7 +145,7 @@ def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) ->
     try:
         run = RunConfig.from_dict(_merge(defaults, d))
     except (UsageError, TypeError) as e:
-        raise UsageError(f"{where}: {str(e).splitlines()[0]}") from None
+        raise UsageError(f"{where}: {first_line(e)}") from None
     return Variant(name, tuple(used), run)
 
 
@@ -195,5 +195,5 @@ def load(path: str | Path) -> Experiment:
     except OSError as e:
         raise UsageError(f"--config {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise UsageError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise UsageError(f"--config {path}: not valid YAML ({first_line(e)})") from None
     return parse(d, path.resolve().parent, path.name)

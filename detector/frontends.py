@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir
 
 XLSR_ID = "facebook/wav2vec2-xls-r-300m"
@@ -95,7 +95,7 @@ def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tin
         try:
             model = AutoModel.from_pretrained(path, trust_remote_code=False)
         except (OSError, ValueError) as e:
-            raise UsageError(f"cannot load front-end {spec}: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"cannot load front-end {spec}: {first_line(e)}") from None
         if not hasattr(model.config, "num_hidden_layers") or "feature_extractor" not in dict(model.named_children()):
             raise UsageError(f"front-end {spec} is a {type(model).__name__}; expected a wav2vec2/HuBERT/WavLM speech encoder")
         return SSLFrontend(model, finetune, normalize=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .errors import first_line
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 
 
@@ -49,7 +51,7 @@ def load_audio(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarr
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
-        raise AudioError(f"cannot decode {path.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise AudioError(f"cannot decode {path.name}: {first_line(e)}")
     if data.shape[0] == 0:
         raise AudioError(f"{path.name} has no samples")
     if not np.isfinite(data).all():
@@ -96,7 +98,7 @@ def describe(path: str | os.PathLike) -> dict:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
-        raise AudioError(f"cannot decode {Path(path).name}: {str(e).splitlines()[0] if str(e) else 'unknown'}")
+        raise AudioError(f"cannot decode {Path(path).name}: {first_line(e, 'unknown')}")
     return {
         "sample_rate": int(info.samplerate),
         "num_samples": int(info.frames),

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 
 class _EchoHandler(logging.Handler):
@@ -26,7 +26,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except UsageError as e:
-            err = click.ClickException(str(e).splitlines()[0] if str(e) else "bad input")
+            err = click.ClickException(first_line(e, "bad input"))
             err.exit_code = 2
             raise err from None
         finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from .audio import AUDIO_SUFFIXES, AudioError, describe
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .schema import SPLITS, empty_row
 
 DEMO = Path(__file__).parent / "demo"
@@ -62,7 +62,7 @@ def _row(utt_id: str, path: Path, label: str, **extra) -> dict:
         if not info["num_samples"]:
             row.update(status="failed", error=f"{path.name} has no audio samples")
     except (AudioError, OSError) as e:
-        row.update(status="failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+        row.update(status="failed", error=first_line(e))
     return row
 
 
@@ -121,7 +121,7 @@ def import_table(path: Path, allow_outside_root: bool = False) -> list[dict]:
     try:
         records = _read_table(path)
     except (OSError, UnicodeDecodeError, csv.Error, Exception) as e:  # noqa: BLE001 - any parse error is user input
-        raise UsageError(f"cannot read corpus table {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise UsageError(f"cannot read corpus table {path}: {first_line(e)}")
     if not records:
         raise UsageError(f"corpus table {path} has no rows")
     missing = [c for c in ("path", "label") if c not in records[0]]

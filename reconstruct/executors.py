@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 
 from .plan import ModelSpec
 from .worker import ReconstructWorker, cpu_threads
@@ -68,7 +68,7 @@ def _init_ray(address: str | None) -> bool:
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
-            raise UsageError(f"cannot join Ray at {address}: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"cannot join Ray at {address}: {first_line(e)}") from None
     else:
         ray.init(num_cpus=os.cpu_count(), **kwargs)
     return True

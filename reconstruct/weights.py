@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir  # noqa: F401  (re-exported: weights.store_dir)
 
 
@@ -81,7 +81,7 @@ def pull(name: str, source: str, allow_patterns: list[str] | None = None, force:
             shutil.rmtree(partial / ".cache", ignore_errors=True)  # hub bookkeeping, not weights
     except Exception as e:  # noqa: BLE001 - any download failure means "not available"
         shutil.rmtree(partial, ignore_errors=True)
-        raise UsageError(f"could not download {source} for {name}: {str(e).splitlines()[0]}") from None
+        raise UsageError(f"could not download {source} for {name}: {first_line(e)}") from None
     write_manifest(partial, name, source)
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 import manifests
 from manifests.audio import describe, load_audio, save_audio
+from manifests.errors import first_line
 
 from .hardness import lsd_db, snr_db
 from .plan import ModelSpec
@@ -26,8 +27,7 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _reason(e: BaseException) -> str:
-    msg = str(e).splitlines()[0] if str(e) else ""
-    return f"{type(e).__name__}: {msg}"[:500]
+    return f"{type(e).__name__}: {first_line(e, '')}"[:500]
 
 
 class ReconstructWorker:
