@@ -49,7 +49,7 @@ def make_manifest(root: Path, n: int, seconds: float) -> Path:
             rows.append(dict(manifests.empty_row(), utt_id=uid, path=str(path), label=label, kind=kind,
                              source_id=f"bonafide{i}" if kind == "reconstruction" else uid, attack="-" if label == "bonafide" else "A01",
                              method="vocoder" if kind == "reconstruction" else None, split="train", status="ok"))
-    return manifests.write(rows, root / "m.parquet")
+    return Path(manifests.write(rows, root / "m.parquet"))
 
 
 def rate(n: int, seconds: float) -> float:

@@ -47,7 +47,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--manifest", "manifests_", multiple=True, required=True, help="Training manifest (repeatable).")
+@click.option("--manifest", "manifests_", multiple=True, required=True,
+              help="Training manifest, local or an s3:// / gs:// URI (repeatable).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint in OUT/final).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="YAML with data/model/train sections.")
 @click.option("--frontend", help="xlsr | tiny | hf:<hub-id-or-folder>  [xlsr]")
@@ -93,7 +94,7 @@ def train(manifests_, out, config_file, bonafide_methods, fresh, no_progress, **
 
 @main.command("eval")
 @click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
-@click.option("--manifest", required=True, type=click.Path(exists=True), help="Manifest to evaluate.")
+@click.option("--manifest", required=True, help="Manifest to evaluate (local, or an s3:// / gs:// URI).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [CHECKPOINT/eval/<manifest>].")
 @click.option("--bonafide-methods", help="Override the label policy of the checkpoint (comma list).")
 @click.option("--split", type=click.Choice(["train", "dev", "eval"]), help="Only this split [all rows].")

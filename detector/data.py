@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 import manifests
+from manifests import storage
 from manifests.audio import AudioError, load_audio
 from manifests.errors import UsageError
 
@@ -41,8 +42,8 @@ def manifest_hash(path: str | os.PathLike) -> str:
     """sha256 over a manifest's Parquet part files (names + bytes)."""
     h = hashlib.sha256()
     for f in manifests.part_files(path):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
+        h.update(storage.name(f).encode())
+        h.update(storage.read_bytes(f))
     return h.hexdigest()
 
 

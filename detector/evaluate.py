@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from manifests import storage
 from manifests.errors import UsageError
 
 from . import checkpoint
@@ -91,7 +93,7 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
         "per_method": grouped_eer(scores[ok], labels[ok], np.array([c.method or "original" for c in clips])[ok]),
         "per_model": grouped_eer(scores[ok], labels[ok], np.array([c.model or "original" for c in clips])[ok]),
     }
-    out = Path(out) if out else Path(ckpt) / "eval" / Path(manifest).stem
+    out = Path(out) if out else Path(ckpt) / "eval" / posixpath.splitext(storage.name(manifest))[0]
     rows = [(c.utt_id, None if not np.isfinite(s) else float(s), "bonafide" if c.label == BONAFIDE else "spoof",
              c.attack, c.method or "-", c.model or "-", errors.get(i, "")) for i, (c, s) in enumerate(zip(clips, scores))]
     _write_tsv(out / "scores.tsv", HEADER.format(thr=threshold),

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from manifests import storage
 from manifests.errors import UsageError
 
 from . import checkpoint, distributed as ddp
@@ -274,7 +275,7 @@ def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, manif
     dev_eer, threshold, weights = _dev_eer(model, dev, cfg, rank, world, progress and rank == 0)
     meta = {"threshold": threshold, "dev_eer": dev_eer, "best_epoch": state.best_epoch, "averaged_epochs": epochs,
             "layer_weights": [float(w) for w in weights], "failed_clips": state.failed,
-            "manifests": {str(Path(p).resolve()): manifest_hash(p) for p in manifest_paths},
+            "manifests": {storage.normalize(p): manifest_hash(p) for p in manifest_paths},
             "score": "bona fide logit: higher = more likely bona fide"}
     if rank == 0:
         checkpoint.save(out / "final", model, cfg, meta)

@@ -1,18 +1,17 @@
 """Audio I/O shared by both sides: soundfile for reading/writing, torchaudio for resampling.
 
-Every loader returns mono float32 in [-1, 1]; every writer goes through temp + rename, so a
-killed job never leaves a partial file under the final name.
+Every loader returns mono float32 in [-1, 1]; every writer publishes whole files only (temp +
+rename locally, one complete upload to an object store), so a killed job never leaves a
+partial file under the final name. Locations are local paths or URIs (see `storage`).
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import uuid
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from . import storage
 from .errors import first_line
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
@@ -45,17 +44,23 @@ def load_audio(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarr
 
     Returns (wav (T,) float32, sample rate). Raises AudioError with a one-line reason.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"not a readable file: {path}")
+    path, name = os.fspath(path), storage.name(path)
     try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        if not storage.is_uri(path) and not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        src = storage.readable(path)
+    except (FileNotFoundError, IsADirectoryError):
+        raise AudioError(f"not a readable file: {path}") from None
+    except OSError as e:
+        raise AudioError(f"cannot read {path}: {first_line(e)}") from None
+    try:
+        data, file_sr = sf.read(src, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
-        raise AudioError(f"cannot decode {path.name}: {first_line(e)}")
+        raise AudioError(f"cannot decode {name}: {first_line(e)}")
     if data.shape[0] == 0:
-        raise AudioError(f"{path.name} has no samples")
+        raise AudioError(f"{name} has no samples")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path.name} contains NaN or Inf samples")
+        raise AudioError(f"{name} contains NaN or Inf samples")
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     wav = np.clip(wav, -1.0, 1.0).astype(np.float32, copy=False)
     if sr is not None and sr != file_sr:
@@ -63,45 +68,29 @@ def load_audio(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarr
     return wav, int(file_sr)
 
 
-def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
-    """Write (T,) audio as FLAC (or by suffix) via temp + fsync + rename. Refuses non-finite audio."""
-    path = Path(path)
+def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, subtype: str = "PCM_16") -> str:
+    """Write (T,) audio as FLAC (or by suffix), atomically. Refuses non-finite audio. Returns the location."""
+    name = storage.name(path)
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1 or wav.size == 0:
-        raise AudioError(f"refusing to write audio of shape {wav.shape} to {path.name}")
+        raise AudioError(f"refusing to write audio of shape {wav.shape} to {name}")
     if not np.isfinite(wav).all():
-        raise AudioError(f"refusing to write NaN/Inf audio to {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG"}.get(path.suffix.lower(), "FLAC")
-    try:
-        sf.write(str(tmp), np.clip(wav, -1.0, 1.0), sr, format=fmt, subtype=subtype)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        raise AudioError(f"refusing to write NaN/Inf audio to {name}")
+    fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG"}.get(storage.suffix(name), "FLAC")
+    wav = np.clip(wav, -1.0, 1.0)
+    return storage.write_atomic(path, lambda fh: sf.write(fh, wav, sr, format=fmt, subtype=subtype))
 
 
 def describe(path: str | os.PathLike) -> dict:
-    """sample_rate, num_samples, duration_s and sha256 of an audio file (header read only)."""
+    """sample_rate, num_samples, duration_s and sha256 of an audio file (header decode only)."""
     try:
-        info = sf.info(str(path))
+        src = storage.readable(path)
+        info = sf.info(src)
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
-        raise AudioError(f"cannot decode {Path(path).name}: {first_line(e, 'unknown')}")
+        raise AudioError(f"cannot decode {storage.name(path)}: {first_line(e, 'unknown')}")
     return {
         "sample_rate": int(info.samplerate),
         "num_samples": int(info.frames),
         "duration_s": float(info.frames) / info.samplerate if info.samplerate else 0.0,
-        "sha256": sha256_file(path),
+        "sha256": storage.sha256(src),
     }

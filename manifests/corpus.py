@@ -1,19 +1,24 @@
 """Corpus import: a folder of audio, a CSV/TSV/Parquet table, or an ASVspoof protocol -> rows of originals.
 
 Every form yields rows in the manifest schema (kind=original, source_id=utt_id) with absolute
-paths; `import_corpus` is the one entry point.
+paths (or URIs: a corpus may live in an object store, see `storage`); `import_corpus` is the
+one entry point.
 """
 from __future__ import annotations
 
 import collections
 import csv
+import fnmatch
+import io
 import logging
 import os
+import posixpath
 import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from . import storage
 from .audio import AUDIO_SUFFIXES, AudioError, describe
 from .errors import UsageError, first_line
 from .schema import SPLITS, empty_row
@@ -44,14 +49,14 @@ def _split(value: str | None, where: str) -> str | None:
     return split
 
 
-def _inside(path: Path, root: Path, allow_outside_root: bool, where: str) -> Path:
-    resolved = Path(os.path.normpath(path if path.is_absolute() else root / path))
-    if not allow_outside_root and os.path.commonpath([resolved, root]) != str(root):
+def _inside(path: str, root: str, allow_outside_root: bool, where: str) -> str:
+    resolved = storage.join(root, path)
+    if not allow_outside_root and not storage.is_within(resolved, root):
         raise UsageError(f"{where}: path {path} is outside the corpus root {root} (pass --allow-outside-root to permit)")
     return resolved
 
 
-def _row(utt_id: str, path: Path, label: str, **extra) -> dict:
+def _row(utt_id: str, path: str, label: str, **extra) -> dict:
     row = empty_row()
     row.update(utt_id=utt_id, path=str(path), label=label, kind="original", source_id=utt_id,
                attack="-" if label == "bonafide" else "unknown", status="ok")
@@ -60,7 +65,7 @@ def _row(utt_id: str, path: Path, label: str, **extra) -> dict:
         info = describe(path)
         row.update(info, duration_s=float(info["duration_s"]))
         if not info["num_samples"]:
-            row.update(status="failed", error=f"{path.name} has no audio samples")
+            row.update(status="failed", error=f"{storage.name(path)} has no audio samples")
     except (AudioError, OSError) as e:
         row.update(status="failed", error=first_line(e))
     return row
@@ -75,30 +80,31 @@ def _check_unique(rows: list[dict], where: str) -> list[dict]:
     return rows
 
 
-def _unusable(path: Path) -> str | None:
-    """Why a directory entry with an audio suffix cannot be a clip, or None."""
+def _unusable(path: str, kind: str) -> str | None:
+    """Why a folder entry with an audio suffix cannot be a clip, or None."""
     try:
-        str(path).encode("utf-8")
+        path.encode("utf-8")
     except UnicodeEncodeError:
         return "file(s) whose name is not valid UTF-8 (rename them)"
-    if path.is_dir():
+    if kind == storage.DIR:
         return "folder(s) named like audio files"
-    if not path.is_file():
+    if kind != storage.FILE:
         return "broken or looping symlink(s)"
     return None
 
 
-def import_folder(root: Path) -> list[dict]:
+def import_folder(root: str) -> list[dict]:
     """Every audio file under `root`, recursively, as bona fide; utt_id = relative path without suffix."""
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    found = sorted((p, k) for p, k in storage.entries(root, recursive=True)
+                   if storage.suffix(p) in AUDIO_SUFFIXES and not storage.name(p).startswith("."))
     rows, skipped = [], collections.Counter()
-    for f in files:
-        reason = _unusable(f)
+    for f, kind in found:
+        reason = _unusable(f, kind)
         if reason:
             skipped[reason] += 1
             continue
-        rel = f.relative_to(root)
-        rows.append(_row(str(rel.with_suffix("")), f, "bonafide"))
+        utt = posixpath.splitext(Path(storage.relative(f, root)).as_posix())[0]
+        rows.append(_row(utt, f, "bonafide"))
     for reason, n in sorted(skipped.items()):
         log.warning("skipped %d %s under %s", n, reason, root)
     if not rows:
@@ -106,17 +112,16 @@ def import_folder(root: Path) -> list[dict]:
     return _check_unique(rows, str(root))
 
 
-def _read_table(path: Path) -> list[dict]:
-    if path.suffix.lower() == ".parquet":
-        return pq.read_table(path).to_pylist()
-    with open(path, newline="", encoding="utf-8") as fh:
-        sample = fh.read(4096)
-        fh.seek(0)
-        delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
-        return list(csv.DictReader(fh, delimiter=delimiter))
+def _read_table(path: str) -> list[dict]:
+    if storage.suffix(path) == ".parquet":
+        return pq.read_table(storage.readable(path)).to_pylist()
+    text = storage.read_bytes(path).decode("utf-8")
+    sample = text[:4096]
+    delimiter = "\t" if storage.suffix(path) == ".tsv" or ("\t" in sample and "," not in sample) else ","
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
 
 
-def import_table(path: Path, allow_outside_root: bool = False) -> list[dict]:
+def import_table(path: str, allow_outside_root: bool = False) -> list[dict]:
     """A CSV/TSV/Parquet with at least `path,label`; optional utt_id, attack, speaker, language, split."""
     try:
         records = _read_table(path)
@@ -127,59 +132,66 @@ def import_table(path: Path, allow_outside_root: bool = False) -> list[dict]:
     missing = [c for c in ("path", "label") if c not in records[0]]
     if missing:
         raise UsageError(f"corpus table {path} lacks column(s) {', '.join(missing)} (needs at least path,label)")
-    root = path.parent.resolve()
+    root, table_name = storage.parent(path), storage.name(path)
     rows = []
     for i, rec in enumerate(records, start=2):
-        where = f"{path.name} line {i}"
-        audio = _inside(Path(str(rec["path"])), root, allow_outside_root, where)
+        where = f"{table_name} line {i}"
+        audio = _inside(str(rec["path"]), root, allow_outside_root, where)
         label = _label(rec["label"], where)
         utt = str(rec.get("utt_id") or Path(str(rec["path"])).with_suffix("").as_posix())
         attack = rec.get("attack") or None
         rows.append(_row(utt, audio, label, attack=attack if label == "spoof" else "-",
                          speaker=rec.get("speaker"), language=rec.get("language"),
                          split=_split(rec.get("split"), where)))
-    return _check_unique(rows, path.name)
+    return _check_unique(rows, table_name)
 
 
-def _find_asvspoof_audio(protocol: Path, split: str | None) -> Path:
-    names = {"train": "train", "dev": "dev", "eval": "eval"}
-    candidates = [protocol.parent / "flac", protocol.parent]
-    for parent in (protocol.parent, protocol.parent.parent):
-        for d in sorted(parent.glob(f"*_{names.get(split or '', '*')}")):
-            candidates.insert(0, d / "flac")
+def _files_in(folder: str) -> set[str]:
+    """Names of the files directly in `folder` (empty when it is not a folder)."""
+    if storage.kind(folder) != storage.DIR:
+        return set()
+    return {storage.name(p) for p, k in storage.entries(folder) if k == storage.FILE}
+
+
+def _find_asvspoof_audio(protocol: str, split: str | None) -> str:
+    here = storage.parent(protocol)
+    candidates = [storage.join(here, "flac"), here]
+    for parent in (here, storage.parent(here)):
+        dirs = sorted(p for p, k in storage.entries(parent) if k == storage.DIR
+                      and fnmatch.fnmatch(storage.name(p), f"*_{split or '*'}"))
+        candidates[:0] = [storage.join(d, "flac") for d in dirs]
     for c in candidates:
-        if c.is_dir() and any(c.glob("*.flac")):
+        if any(n.endswith(".flac") for n in _files_in(c)):
             return c
-    raise UsageError(f"cannot find the audio folder of {protocol.name}; pass it with --audio-dir")
+    raise UsageError(f"cannot find the audio folder of {storage.name(protocol)}; pass it with --audio-dir")
 
 
-def import_asvspoof(protocol: Path, audio_dir: Path | None = None) -> list[dict]:
+def import_asvspoof(protocol: str, audio_dir: str | None = None) -> list[dict]:
     """ASVspoof 2019 LA protocol lines `SPEAKER UTT - ATTACK LABEL`; audio at audio_dir/UTT.flac."""
-    m = re.search(r"\.(trn|trl|dev|eval|train)\b", protocol.name)
+    pname = storage.name(protocol)
+    m = re.search(r"\.(trn|trl|dev|eval|train)\b", pname)
     split = _SPLIT_ALIASES.get(m.group(1)) if m else None
     audio_dir = audio_dir or _find_asvspoof_audio(protocol, split)
+    present = _files_in(audio_dir)
     rows = []
-    with open(protocol, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 5:
-                raise UsageError(f"{protocol.name} line {n}: expected 5 fields 'SPEAKER UTT - ATTACK LABEL', got {len(fields)}")
-            speaker, utt, _, attack, label = fields
-            label = _label(label, f"{protocol.name} line {n}")
-            audio = next((audio_dir / f"{utt}{s}" for s in (".flac", ".wav") if (audio_dir / f"{utt}{s}").exists()),
-                         audio_dir / f"{utt}.flac")
-            rows.append(_row(utt, audio, label, attack="-" if label == "bonafide" else attack,
-                             speaker=speaker, language="en", split=split))
+    for n, line in enumerate(storage.read_bytes(protocol).decode("utf-8", errors="replace").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            raise UsageError(f"{pname} line {n}: expected 5 fields 'SPEAKER UTT - ATTACK LABEL', got {len(fields)}")
+        speaker, utt, _, attack, label = fields
+        label = _label(label, f"{pname} line {n}")
+        audio = next((f"{utt}{s}" for s in (".flac", ".wav") if f"{utt}{s}" in present), f"{utt}.flac")
+        rows.append(_row(utt, storage.join(audio_dir, audio), label, attack="-" if label == "bonafide" else attack,
+                         speaker=speaker, language="en", split=split))
     if not rows:
         raise UsageError(f"protocol {protocol} has no lines")
-    return _check_unique(rows, protocol.name)
+    return _check_unique(rows, pname)
 
 
-def _is_protocol(path: Path) -> bool:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = fh.readline().split()
+def _is_protocol(path: str) -> bool:
+    first = storage.read_bytes(path)[:4096].decode("utf-8", errors="replace").split("\n", 1)[0].split()
     return len(first) >= 4 and "," not in " ".join(first) and "path" not in first
 
 
@@ -190,16 +202,16 @@ def import_corpus(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None
     A folder holding `protocol.csv` is read through that table (labels, splits, speakers).
     """
     if str(corpus) == "demo":
-        return import_table(DEMO / "protocol.csv")
-    path = Path(corpus).expanduser()
-    if not path.exists():
+        return import_table(str(DEMO / "protocol.csv"))
+    path = storage.normalize(corpus)
+    found = storage.kind(path)
+    if found is None:
         raise UsageError(f"corpus not found: {path} (give 'demo', a folder of audio, a CSV/TSV/Parquet or a protocol file)")
-    path = path.resolve()
-    if path.is_dir():
-        table = path / "protocol.csv"
-        return import_table(table, allow_outside_root) if table.is_file() else import_folder(path)
-    if path.suffix.lower() in (".csv", ".tsv", ".parquet"):
+    if found == storage.DIR:
+        table = storage.join(path, "protocol.csv")
+        return import_table(table, allow_outside_root) if storage.kind(table) == storage.FILE else import_folder(path)
+    if storage.suffix(path) in (".csv", ".tsv", ".parquet"):
         return import_table(path, allow_outside_root)
     if _is_protocol(path):
-        return import_asvspoof(path, Path(audio_dir).resolve() if audio_dir else None)
-    raise UsageError(f"cannot tell what corpus {path.name} is: use a folder, .csv/.tsv/.parquet, or an ASVspoof protocol .txt")
+        return import_asvspoof(path, storage.normalize(audio_dir) if audio_dir else None)
+    raise UsageError(f"cannot tell what corpus {storage.name(path)} is: use a folder, .csv/.tsv/.parquet, or an ASVspoof protocol .txt")

@@ -1,39 +1,47 @@
 """Read, write and validate manifests: one Parquet file or a folder of Parquet parts.
 
+A manifest lives on local disk or in an object store (`s3://`, `gs://`; see `storage`).
 Paths are stored relative to the manifest's folder (the folder itself for a folder of
-parts, the file's parent for a single file) and returned absolute by `read`.
+parts, the file's parent for a single file) when they share its filesystem, and returned
+absolute (a path or a URI) by `read`.
 """
 from __future__ import annotations
 
 import os
-import uuid
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import storage
 from .errors import UsageError
 from .schema import COLUMNS, REQUIRED, SCHEMA, SCHEMA_VERSION, VERSION_KEY
 
 _TYPES = {name: typ for name, typ, _, _ in COLUMNS}
+Location = str | os.PathLike
 
 
-def base_dir(manifest: str | os.PathLike) -> Path:
+def base_dir(manifest: Location) -> str:
     """The folder that relative paths in `manifest` are relative to."""
-    p = Path(manifest)
-    return p if p.is_dir() or not p.suffix else p.parent
+    loc = storage.normalize(manifest)
+    return loc if storage.kind(loc) == storage.DIR or not storage.suffix(loc) else storage.parent(loc)
 
 
-def part_files(manifest: str | os.PathLike) -> list[Path]:
+def part_files(manifest: Location) -> list[str]:
     """The Parquet files of a manifest (itself, or the parts of a folder, sorted)."""
-    p = Path(manifest)
-    if p.is_dir():
-        return sorted(f for f in p.glob("*.parquet") if not f.name.startswith("."))
-    if p.is_file():
-        return [p]
-    raise UsageError(f"manifest not found: {p} (give a .parquet file or a folder of parts)")
+    loc = storage.normalize(manifest)
+    found = storage.kind(loc)
+    if found == storage.DIR:
+        return sorted(f for f, k in storage.entries(loc) if k == storage.FILE
+                      and storage.suffix(f) == ".parquet" and not storage.name(f).startswith("."))
+    if found == storage.FILE:
+        return [loc]
+    raise UsageError(f"manifest not found: {manifest} (give a .parquet file or a folder of parts)")
+
+
+def _read_table(part: str) -> pa.Table:
+    return pq.read_table(storage.readable(part))
 
 
 def _schema_problems(schema: pa.Schema, where: str) -> list[str]:
@@ -59,7 +67,7 @@ def _schema_problems(schema: pa.Schema, where: str) -> list[str]:
     return problems
 
 
-def validate(manifest: str | os.PathLike) -> int:
+def validate(manifest: Location) -> int:
     """Check every part's schema from metadata only; return the row count.
 
     Raises UsageError naming every missing or mistyped column and the version found.
@@ -70,11 +78,11 @@ def validate(manifest: str | os.PathLike) -> int:
     problems, rows = [], 0
     for f in files:
         try:
-            meta = pq.read_metadata(f)
+            meta = pq.read_metadata(storage.readable(f))
         except (pa.ArrowInvalid, OSError) as e:
-            problems.append(f"{f.name}: not a readable Parquet file ({e})")
+            problems.append(f"{storage.name(f)}: not a readable Parquet file ({e})")
             continue
-        problems += _schema_problems(meta.schema.to_arrow_schema(), f.name)
+        problems += _schema_problems(meta.schema.to_arrow_schema(), storage.name(f))
         rows += meta.num_rows
     if problems:
         raise UsageError("invalid manifest: " + "; ".join(problems))
@@ -92,8 +100,8 @@ def _conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=SCHEMA)
 
 
-def _resolve_paths(table: pa.Table, root: Path) -> pa.Table:
-    paths = [p if os.path.isabs(p) else os.path.normpath(root / p) for p in table["path"].to_pylist()]
+def _resolve_paths(table: pa.Table, root: str) -> pa.Table:
+    paths = [p if storage.isabs(p) else storage.join(root, p) for p in table["path"].to_pylist()]
     i = table.schema.get_field_index("path")
     return table.set_column(i, table.schema.field(i), pa.array(paths, pa.string()))
 
@@ -111,73 +119,58 @@ def dedupe(table: pa.Table) -> pa.Table:
     return table.take(pa.array(keep, pa.int64()))
 
 
-def read(manifest: str | os.PathLike, columns: Sequence[str] | None = None) -> pa.Table:
+def read(manifest: Location, columns: Sequence[str] | None = None) -> pa.Table:
     """Read a manifest into one table in the v1 schema, paths absolute, one row per utt_id."""
     validate(manifest)
     root = base_dir(manifest)
-    parts = [_conform(pq.read_table(f)) for f in part_files(manifest)]
+    parts = [_conform(_read_table(f)) for f in part_files(manifest)]
     table = dedupe(pa.concat_tables(parts)) if parts else SCHEMA.empty_table()
     table = _resolve_paths(table, root)
     return table.select(list(columns)) if columns else table
 
 
-def _relative_paths(rows: list[dict], root: Path) -> list[dict]:
+def _relative_paths(rows: list[dict], root: str) -> list[dict]:
     out = []
     for r in rows:
         r = dict(r)
         p = r.get("path")
-        if p and os.path.isabs(p):
-            r["path"] = os.path.relpath(p, root)
+        if p and storage.isabs(p):
+            r["path"] = storage.relative(p, root)
         out.append(r)
     return out
 
 
-def to_table(rows: Iterable[dict], root: str | os.PathLike | None = None) -> pa.Table:
+def to_table(rows: Iterable[dict], root: Location | None = None) -> pa.Table:
     """Rows (dicts with schema columns) -> a v1 table; absolute paths made relative to `root`."""
     rows = list(rows)
     if root is not None:
-        rows = _relative_paths(rows, Path(root))
+        rows = _relative_paths(rows, storage.normalize(root))
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
-def atomic_write_table(table: pa.Table, dest: Path) -> None:
-    """Write `table` to `dest` through a hidden temp file + fsync + rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write(rows: Iterable[dict] | pa.Table, dest: str | os.PathLike) -> Path:
-    """Write a manifest file (absolute paths become relative to its folder). Returns its path."""
-    dest = Path(dest)
-    table = rows if isinstance(rows, pa.Table) else to_table(rows, dest.parent)
+def write(rows: Iterable[dict] | pa.Table, dest: Location) -> str:
+    """Write a manifest file atomically (absolute paths become relative to its folder). Returns its location."""
+    dest = storage.normalize(dest)
+    table = rows if isinstance(rows, pa.Table) else to_table(rows, storage.parent(dest))
     missing = [n for n in REQUIRED if table.num_rows and table[n].null_count]
     if missing:
         raise UsageError(f"rows have nulls in required column(s) {', '.join(missing)}")
-    atomic_write_table(_conform(table), dest)
-    return dest
+    table = _conform(table)
+    return storage.write_atomic(dest, lambda fh: pq.write_table(table, fh))
 
 
-def write_part(rows: Iterable[dict], folder: str | os.PathLike, name: str) -> Path:
+def write_part(rows: Iterable[dict], folder: Location, name: str) -> str:
     """Write rows as a part `name`.parquet of the folder manifest `folder`."""
-    folder = Path(folder)
-    return write(to_table(rows, folder), folder / f"{name}.parquet")
+    return write(to_table(rows, folder), storage.join(storage.normalize(folder), f"{name}.parquet"))
 
 
-def compact(folder: str | os.PathLike, name: str = "manifest") -> Path:
+def compact(folder: Location, name: str = "manifest") -> str:
     """Merge a folder's parts into one deduplicated part; old parts removed after the new one lands."""
-    folder = Path(folder)
+    folder = storage.normalize(folder)
     old = part_files(folder)
-    table = read(folder)
-    table = to_table(table.to_pylist(), folder)
-    dest = write(table, folder / f"{name}.parquet")
+    table = to_table(read(folder).to_pylist(), folder)
+    dest = write(table, storage.join(folder, f"{name}.parquet"))
     for f in old:
         if f != dest:
-            f.unlink(missing_ok=True)
+            storage.remove(f)
     return dest

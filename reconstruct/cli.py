@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from manifests import storage
 from manifests.clitools import Group, parse_kv
 
 from .cli_fit import fit
@@ -22,9 +23,10 @@ def main() -> None:
 @click.option("--model", "models", multiple=True, help="Back-end name (repeatable); see `reconstruct list`.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Back-end parameter (repeatable).")
 @click.option("--checkpoint", type=click.Path(), help="Weights folder/file for the one selected model.")
-@click.option("--corpus", required=True, help="'demo', a folder of audio, a CSV/TSV/Parquet (path,label), or an ASVspoof protocol.")
+@click.option("--corpus", required=True, help="'demo', a folder of audio, a CSV/TSV/Parquet (path,label), or an ASVspoof "
+              "protocol; local, or an s3:// / gs:// URI.")
 @click.option("--audio-dir", type=click.Path(), help="Audio folder of an ASVspoof protocol corpus.")
-@click.option("--out", required=True, type=click.Path(), help="Output folder: OUT/manifest/ and OUT/audio/.")
+@click.option("--out", required=True, help="Output folder (local, or an s3:// / gs:// URI): OUT/manifest/ and OUT/audio/.")
 @click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True)
 @click.option("--workers", type=int, default=0, help="Actors per model (default: one per CPU, or per GPU share).")
 @click.option("--gpus-per-worker", type=float, default=0.0, show_default=True, help="GPUs per actor; fractions share a GPU.")
@@ -50,11 +52,13 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], spectrog
         click.echo(summary.table())
         return
     click.echo(summary.table())
-    click.echo(f"manifest: {summary.out / 'manifest'}")
+    manifest_dir = storage.join(summary.out, "manifest")
+    click.echo(f"manifest: {manifest_dir}")
     if spectrograms:
         from .figures import spectrogram_grid
 
-        click.echo(f"spectrograms: {spectrogram_grid(summary.out / 'manifest', summary.out / 'spectrograms.png', spectrograms)}")
+        png = spectrogram_grid(manifest_dir, storage.join(summary.out, "spectrograms.png"), spectrograms)
+        click.echo(f"spectrograms: {png}")
     if summary.failure_rate > cfg.max_failure_rate:
         click.echo(f"error: {summary.failure_rate:.1%} of clips failed (> --max-failure-rate "
                    f"{cfg.max_failure_rate:.1%}); see the `error` column", err=True)

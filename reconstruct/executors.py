@@ -17,9 +17,16 @@ from manifests.errors import UsageError, first_line
 from .plan import ModelSpec
 from .worker import ReconstructWorker, cpu_threads
 
-# Environment the workers need, forwarded into Ray's runtime env when set in the driver.
+# Environment the workers need, forwarded into their Ray runtime env when set in the driver.
+# Object-store endpoints and regions travel; credentials do not (workers use their own: a local
+# Ray inherits the driver's environment, cluster nodes have roles or mounted secrets).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARDSPOOF_OFFLINE", "HARDSPOOF_MODELS",
-                 "HF_HOME", "TORCH_HOME", "OMP_NUM_THREADS")
+                 "HF_HOME", "TORCH_HOME", "OMP_NUM_THREADS", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                 "AWS_REGION", "AWS_DEFAULT_REGION", "STORAGE_EMULATOR_HOST")
+
+
+def forwarded_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
 
 
 def batches(table: pa.Table, size: int) -> list[pa.Table]:
@@ -62,8 +69,7 @@ def _init_ray(address: str | None) -> bool:
         _check_address(address)
     if ray.is_initialized():
         return False
-    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    kwargs = dict(runtime_env={"env_vars": env}, log_to_driver=False, include_dashboard=False)
+    kwargs = dict(runtime_env={"env_vars": forwarded_env()}, log_to_driver=False, include_dashboard=False)
     if address:
         try:
             ray.init(address=address, **kwargs)
@@ -107,6 +113,8 @@ def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: s
                 compute=ray.data.ActorPoolStrategy(size=pool),
                 num_cpus=threads if not gpus_per_worker else 1,
                 num_gpus=gpus_per_worker or None,
+                # Ray started by ray.init() above already carries the env; one started earlier may not
+                **({} if started else {"runtime_env": {"env_vars": forwarded_env()}}),
             )
             yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
     finally:

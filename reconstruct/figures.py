@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 import manifests
+from manifests import storage
 from manifests.audio import load_audio
 
 from .hardness import power_spectrogram
@@ -16,7 +17,7 @@ def _log_spec(wav: np.ndarray) -> np.ndarray:
     return (10 * np.log10(power_spectrogram(wav, 512) + 1e-10)).T
 
 
-def spectrogram_grid(manifest: str | Path, out_png: str | Path, clips: int = 3, seconds: float = 3.0) -> Path:
+def spectrogram_grid(manifest: str | Path, out_png: str | Path, clips: int = 3, seconds: float = 3.0) -> str:
     """Write a PNG: rows = the first `clips` bona fide originals with reconstructions, columns =
     original + each model; the first `seconds` of each, 16 kHz log-power spectrograms."""
     import matplotlib
@@ -49,8 +50,7 @@ def spectrogram_grid(manifest: str | Path, out_png: str | Path, clips: int = 3, 
             ax.set_xlabel("s" if i == len(originals) - 1 else "")
             ax.set_ylabel(f"{o['utt_id'].split('/')[-1][:16]}\nkHz" if j == 0 else "", fontsize=8)
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
-    return out_png
+    try:
+        return storage.write_atomic(out_png, lambda fh: fig.savefig(fh, dpi=90, format="png"))
+    finally:
+        plt.close(fig)

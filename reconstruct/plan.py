@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import posixpath
 from pathlib import Path
 
 import pyarrow as pa
 
 import manifests
+from manifests import storage
 from manifests.errors import UsageError
 from manifests.schema import METHODS
 
@@ -105,7 +107,7 @@ def reconstruction_attack(source_attack: str | None, variant: str) -> str:
     return variant if source_attack in (None, "-") else f"{source_attack}+{variant}"
 
 
-def build_tasks(originals: list[dict], specs: list[ModelSpec], out: Path, root: Path, run_seed: int) -> pa.Table:
+def build_tasks(originals: list[dict], specs: list[ModelSpec], out: str, root: str, run_seed: int) -> pa.Table:
     """One row per (ok original, spec): ids, input and output paths, seed, copied corpus columns.
 
     Output audio mirrors the corpus tree under `root`: out/audio/VARIANT/REL_PATH.flac.
@@ -113,13 +115,13 @@ def build_tasks(originals: list[dict], specs: list[ModelSpec], out: Path, root: 
     ok = [r for r in originals if r["status"] == "ok"]
     cols: dict[str, list] = {k: [] for k in (
         "utt_id", "source_id", "src_path", "out_path", "seed", "spec", "attack", "speaker", "language", "split")}
+    rels = [posixpath.splitext(Path(storage.relative(r["path"], root)).as_posix())[0] + ".flac" for r in ok]
     for i, spec in enumerate(specs):
-        for r in ok:
-            rel = Path(r["path"]).relative_to(root).with_suffix(".flac")
+        for r, rel in zip(ok, rels):
             cols["utt_id"].append(f"{r['utt_id']}__{spec.variant}")
             cols["source_id"].append(r["utt_id"])
             cols["src_path"].append(r["path"])
-            cols["out_path"].append(str(out / "audio" / spec.variant / rel))
+            cols["out_path"].append(storage.join(out, "audio", spec.variant, rel))
             cols["seed"].append(clip_seed(run_seed, r["utt_id"], spec.variant))
             cols["spec"].append(i)
             cols["attack"].append(reconstruction_attack(r.get("attack"), spec.variant))
@@ -129,9 +131,9 @@ def build_tasks(originals: list[dict], specs: list[ModelSpec], out: Path, root: 
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
 
 
-def done_ids(manifest_dir: Path, retry_failed: bool) -> set[str]:
+def done_ids(manifest_dir: str, retry_failed: bool) -> set[str]:
     """utt_ids already in the output manifest that need no work (failed ones too, unless retried)."""
-    if not manifest_dir.is_dir() or not manifests.part_files(manifest_dir):
+    if storage.kind(manifest_dir) != storage.DIR or not manifests.part_files(manifest_dir):
         return set()
     table = manifests.read(manifest_dir, columns=["utt_id", "status", "kind"])
     rows = zip(table["utt_id"].to_pylist(), table["status"].to_pylist(), table["kind"].to_pylist())

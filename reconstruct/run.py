@@ -5,7 +5,6 @@ import dataclasses
 import datetime as dt
 import os
 import uuid
-from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
@@ -13,6 +12,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 import manifests
+from manifests import storage
 from manifests.corpus import import_corpus
 from manifests.errors import UsageError
 
@@ -42,7 +42,7 @@ class ModelTally:
 
 @dataclasses.dataclass
 class RunSummary:
-    out: Path
+    out: str
     originals: int
     failed_originals: int
     tallies: dict[str, ModelTally]
@@ -64,20 +64,10 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe-{uuid.uuid4().hex}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"output folder {out} is not writable ({e.strerror or e})") from None
-
-
-def _originals(cfg: RunConfig) -> tuple[list[dict], Path]:
+def _originals(cfg: RunConfig) -> tuple[list[dict], str]:
     """Corpus rows (the first --limit of them) and the corpus root that output paths mirror."""
     rows = import_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root)
-    root = Path(os.path.commonpath([os.path.dirname(r["path"]) for r in rows]))
+    root = storage.common_parent(r["path"] for r in rows)
     rows = rows[: cfg.limit] if cfg.limit else rows
     now = dt.datetime.now(dt.timezone.utc)
     for r in rows:
@@ -99,8 +89,8 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     """Reconstruct every corpus clip with every selected model; resumable, never duplicates."""
     if cfg.batch_size < 1 or cfg.workers < 0 or cfg.gpus_per_worker < 0:
         raise UsageError("--batch-size must be >= 1, --workers and --gpus-per-worker >= 0")
-    out = Path(cfg.out).expanduser().resolve()
-    manifest_dir = out / "manifest"
+    out = storage.normalize(cfg.out)
+    manifest_dir = storage.join(out, "manifest")
     specs, notices = resolve_models(cfg.methods, cfg.models, dict(cfg.params), cfg.checkpoint)
     for n in notices:
         echo(n)
@@ -124,14 +114,14 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
              f"{sum(t.todo for t in tallies.values())} reconstructions to do "
              f"(~{seconds * len(specs) / 3600:.3f} h of audio out)")
         return summary
-    _writable(out)
+    storage.check_writable(out)
     _preflight([s for s, _ in jobs])
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     for r in originals:
         r["run_id"] = run_id
     try:
         manifests.write_part(originals, manifest_dir, "originals")
-        _execute(cfg, jobs, str(manifest_dir), run_id, tallies)
+        _execute(cfg, jobs, manifest_dir, run_id, tallies)
         manifests.compact(manifest_dir)
     except OSError as e:
         if getattr(e, "errno", None) in DISK_FULL or "No space left" in str(e):

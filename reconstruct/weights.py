@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from manifests import storage
 from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir  # noqa: F401  (re-exported: weights.store_dir)
 
@@ -94,17 +95,9 @@ def _files(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_manifest(folder: Path, name: str, source: str | None) -> Path:
     """Record sha256 and size of every file in folder as folder/hardspoof-weights.json."""
-    files = {f.relative_to(folder).as_posix(): {"sha256": _sha256_file(f), "bytes": f.stat().st_size}
+    files = {f.relative_to(folder).as_posix(): {"sha256": storage.sha256(str(f)), "bytes": f.stat().st_size}
              for f in _files(folder)}
     record = {"name": name, "source": source, "checkpoint_sha256": checkpoint_sha256(folder),
               "pulled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}
@@ -128,7 +121,7 @@ def verify(folder: str | os.PathLike) -> list[str]:
         f = folder / rel
         if not f.is_file():
             problems.append(f"missing {rel}")
-        elif _sha256_file(f) != meta["sha256"]:
+        elif storage.sha256(str(f)) != meta["sha256"]:
             problems.append(f"sha256 mismatch for {rel}")
     extra = sorted(set(f.relative_to(folder).as_posix() for f in _files(folder)) - set(files))
     problems += [f"unrecorded file {rel}" for rel in extra]

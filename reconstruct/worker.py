@@ -11,7 +11,6 @@ import errno
 import os
 import time
 import uuid
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -43,7 +42,7 @@ class ReconstructWorker:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.spec = spec
-        self.manifest_dir = Path(manifest_dir)
+        self.manifest_dir = manifest_dir
         self.run_id = run_id
         self.backend = get(spec.name)(spec.params, checkpoint=spec.checkpoint, device=device)
         self.params_json = self.backend.params_json()

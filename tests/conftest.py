@@ -7,6 +7,11 @@ import sys
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HARDSPOOF_MODELS", os.path.join(os.path.dirname(__file__), ".no-model-store"))
+# Object-store tests talk to local emulators only: dummy credentials, no cloud metadata lookups.
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                  AWS_EC2_METADATA_DISABLED="true")
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_SESSION_TOKEN", None)
 
 from pathlib import Path  # noqa: E402
 
@@ -74,3 +79,66 @@ def ray_session():
                  runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}})
     yield ray
     ray.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _object_stores():
+    """A local S3 (moto) and GCS emulator for the session; their endpoints go in the environment."""
+    moto_server = pytest.importorskip("moto.server")
+    gcs_server = pytest.importorskip("gcp_storage_emulator.server")
+    s3_port, gcs_port = _free_port(), _free_port()
+    s3 = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+    s3.start()
+    gcs = gcs_server.create_server("127.0.0.1", gcs_port, in_memory=True)
+    gcs.start()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{s3_port}"
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{gcs_port}"
+    yield {"s3": f"127.0.0.1:{s3_port}", "gs": f"127.0.0.1:{gcs_port}"}
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    s3.stop()
+    gcs.stop()
+
+
+def _new_bucket(scheme: str, endpoint: str) -> str:
+    import uuid
+
+    from pyarrow import fs as pafs
+
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    if scheme == "s3":
+        admin = pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", allow_bucket_creation=True)
+    else:
+        admin = pafs.GcsFileSystem(endpoint_override=endpoint, scheme="http", anonymous=True, project_id="test")
+    admin.create_dir(name)
+    return f"{scheme}://{name}"
+
+
+@pytest.fixture(params=["s3", "gs"])
+def bucket(request, _object_stores) -> str:
+    """A fresh, empty bucket on a local S3 or GCS emulator, as its URI ('s3://b-...' or 'gs://b-...')."""
+    return _new_bucket(request.param, _object_stores[request.param])
+
+
+@pytest.fixture
+def s3_bucket(_object_stores) -> str:
+    """A fresh, empty bucket on the local S3 emulator."""
+    return _new_bucket("s3", _object_stores["s3"])
+
+
+def upload(local_dir: Path, uri: str) -> None:
+    """Copy a local folder tree to an object-store URI."""
+    from pyarrow import fs as pafs
+
+    from manifests import storage
+
+    fs, path = storage.filesystem(uri)
+    pafs.copy_files(str(local_dir), path, destination_filesystem=fs)

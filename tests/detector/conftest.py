@@ -35,7 +35,7 @@ def make_manifest(root: Path, n_bonafide: int = 4, n_spoof: int = 2, seconds: fl
                    source_id=r["utt_id"], method=recon_method, model="fake-" + recon_method,
                    split=None)  # split deliberately left out: it must follow the source
         recons.append(rec)
-    return manifests.write(rows + recons, root / "m.parquet")
+    return Path(manifests.write(rows + recons, root / "m.parquet"))
 
 
 def tiny_config(**train) -> RunConfig:
