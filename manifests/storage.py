@@ -96,7 +96,11 @@ def join(base: str | os.PathLike, *parts: str) -> str:
     """`base`/`parts`, normalized; an absolute part (path or URI) replaces what precedes it."""
     s = os.fspath(base)
     for p in parts:
-        s = p if isabs(p) else (f"{s.rstrip('/')}/{p}" if is_uri(s) else os.path.join(s, p))
+        if isabs(p) or not is_uri(s):
+            s = p if isabs(p) else os.path.join(s, p)
+            continue
+        scheme, bucket, key = _root(s)  # '..' stops at the bucket, as it stops at '/' on a disk
+        s = f"{scheme}://{bucket}{posixpath.normpath(posixpath.join(key, p))}"
     return normalize(s) if is_uri(s) else os.path.normpath(s)
 
 

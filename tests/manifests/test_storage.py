@@ -18,6 +18,7 @@ from ..conftest import speechlike, upload, write_corpus
 def test_uri_arithmetic():
     assert storage.join("s3://b/run/manifest", "../audio/x.flac") == "s3://b/run/audio/x.flac"
     assert storage.join("s3://b/run", "gs://c/y") == "gs://c/y"  # an absolute part replaces the base
+    assert storage.join("s3://b/run", "../../../y") == "s3://b/y"  # '..' never leaves the bucket
     assert storage.join("/data/run", "a", "../b.flac") == "/data/run/b.flac"
     assert storage.normalize("S3://b//x/./y/") == "s3://b/x/y"
     assert storage.normalize("file:///tmp/x/../y") == "/tmp/y"
