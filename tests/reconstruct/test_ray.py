@@ -74,3 +74,44 @@ def test_an_address_that_does_not_answer_fails_fast(corpus, tmp_path):
                                   "--ray-address", "ray://127.0.0.1:9"])
     assert r.exit_code == 2 and "does not answer" in r.output
     assert time.monotonic() - start < 60
+
+
+def _worker_pids() -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if any("ReconstructWorker" in part for part in (p.info["cmdline"] or [])[:1])]
+
+
+def test_a_killed_worker_is_restarted_and_the_run_completes(ray_session, corpus, tmp_path):
+    """kill -9 of one actor process mid-run: Ray restarts it, its batch is redone, nothing is lost or doubled."""
+    import os
+    import signal
+    import threading
+    import time
+
+    out = tmp_path / "out"
+    cfg = RunConfig(corpus=str(corpus), out=str(out), models=("griffinlim",), params=(("n_iter", 200),),
+                    executor="ray", workers=2, batch_size=1)
+    killed: list[int] = []  # parts on disk when the worker was killed
+
+    def kill_one_worker_mid_run():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            pids, parts = _worker_pids(), len(list((out / "manifest").glob("part-*.parquet")))
+            if pids and parts >= 1:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(parts)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_worker_mid_run)
+    killer.start()
+    summary = run(cfg, echo=lambda s: None)
+    killer.join()
+    assert killed and killed[0] < 6, f"the kill should land mid-run (parts then: {killed})"
+    assert summary.tallies["griffinlim@n_iter=200"].ok == 6 and summary.failure_rate == 0
+    table = manifests.read(out / "manifest")
+    ids = table["utt_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 12 and set(table["status"].to_pylist()) == {"ok"}
+    assert all(sf.info(p).frames > 0 for p in table["path"].to_pylist())
