@@ -112,7 +112,8 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, no_progress)
         for name, v in r[key].items():
             click.echo(f"  {title:<7} {name:<28} EER {100 * v:.3f}%")
     if r["failed"]:
-        click.echo(f"{len(r['failed'])} unreadable clip(s) skipped, e.g. {next(iter(r['failed'].items()))}", err=True)
+        click.echo(f"{len(r['failed'])} clip(s) not scored (unreadable or too short), "
+                   f"e.g. {next(iter(r['failed'].items()))}", err=True)
     click.echo("wrote " + ", ".join(r["files"]))
 
 
@@ -127,7 +128,7 @@ def score(ckpt, inputs, out, batch_size, no_progress) -> None:
     from .evaluate import score as run
 
     r = run(ckpt, inputs, out, batch_size, progress=not no_progress)
-    click.echo(f"scored {r['scored']} file(s), {r['failed']} unreadable -> {r['out']}")
+    click.echo(f"scored {r['scored']} file(s), {r['failed']} not scored (reason in the error column) -> {r['out']}")
 
 
 @main.command()

@@ -168,12 +168,7 @@ def collate(items: list[dict]) -> dict:
 
 
 def audio_files(path: Path) -> list[Path]:
-    """A file, or every audio file under a folder (sorted)."""
-    from manifests.audio import AUDIO_SUFFIXES
+    """A file, or every usable audio file under a folder (sorted; unusable entries skipped and counted)."""
+    from manifests.corpus import audio_in_folder
 
-    if path.is_file():
-        return [path]
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    if not files:
-        raise UsageError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {path}")
-    return files
+    return [path] if path.is_file() else [Path(f) for f in audio_in_folder(path)]

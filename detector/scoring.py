@@ -1,6 +1,7 @@
 """Scoring audio with a detector: sliding windows of the training crop, mean of window logits."""
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
@@ -13,12 +14,16 @@ from .data import windows
 from .model import Detector
 
 
+MIN_SECONDS = 0.025  # one front-end frame (XLS-R: 400 samples at 16 kHz); shorter clips carry no evidence
+
+
 @torch.no_grad()
 def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: int = 16000, batch_size: int = 16,
                 progress: bool = False, desc: str = "scoring") -> tuple[np.ndarray, dict[int, str], np.ndarray]:
-    """Score each file. Returns (scores (N,) float64 with NaN for unreadable files, {index: error},
+    """Score each file. Returns (scores (N,) float64 with NaN for files not scored, {index: error},
     mean layer weights (L,) over all windows). A clip longer than `crop` is covered by non-overlapping
-    windows (the tail window aligned to the end); a shorter one is repeat-padded to `crop`."""
+    windows (the tail window aligned to the end); a shorter one is repeat-padded to `crop`, unless it
+    is shorter than MIN_SECONDS: that one is an error, since repeating it would invent a signal."""
     model.eval()
     device = next(model.parameters()).device
     sums, counts = np.zeros(len(paths)), np.zeros(len(paths))
@@ -42,6 +47,9 @@ def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: i
             wav, _ = load_audio(path, sr=sample_rate)
         except AudioError as e:
             errors[i] = str(e)
+            continue
+        if wav.shape[0] < MIN_SECONDS * sample_rate:
+            errors[i] = f"{os.path.basename(path)} is too short to score ({wav.shape[0]} samples < {MIN_SECONDS * 1000:g} ms)"
             continue
         for w in windows(wav, crop):
             pending.append((i, w))

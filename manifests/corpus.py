@@ -93,22 +93,31 @@ def _unusable(path: str, kind: str) -> str | None:
     return None
 
 
-def import_folder(root: str) -> list[dict]:
-    """Every audio file under `root`, recursively, as bona fide; utt_id = relative path without suffix."""
+def audio_in_folder(root: str | os.PathLike) -> list[str]:
+    """Every usable audio file under `root`, recursively, sorted. Entries that cannot be a clip
+    (names that are not UTF-8, folders named like audio, broken links) are skipped and counted in
+    one warning per reason; no audio at all is a UsageError."""
+    root = storage.normalize(root)
     found = sorted((p, k) for p, k in storage.entries(root, recursive=True)
                    if storage.suffix(p) in AUDIO_SUFFIXES and not storage.name(p).startswith("."))
-    rows, skipped = [], collections.Counter()
+    files, skipped = [], collections.Counter()
     for f, kind in found:
         reason = _unusable(f, kind)
         if reason:
             skipped[reason] += 1
-            continue
-        utt = posixpath.splitext(Path(storage.relative(f, root)).as_posix())[0]
-        rows.append(_row(utt, f, "bonafide"))
+        else:
+            files.append(f)
     for reason, n in sorted(skipped.items()):
         log.warning("skipped %d %s under %s", n, reason, root)
-    if not rows:
+    if not files:
         raise UsageError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
+    return files
+
+
+def import_folder(root: str) -> list[dict]:
+    """Every audio file under `root`, recursively, as bona fide; utt_id = relative path without suffix."""
+    rows = [_row(posixpath.splitext(Path(storage.relative(f, root)).as_posix())[0], f, "bonafide")
+            for f in audio_in_folder(root)]
     return _check_unique(rows, str(root))
 
 

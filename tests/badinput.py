@@ -52,28 +52,28 @@ def _symlink_loop(path: Path) -> None:
     other.symlink_to(path)
 
 
-# name, file name, how to make it, what `reconstruct run` gives, where to read it
-CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
-    ("truncated WAV header", "trunc-header.wav", _bytes(_wav_header(8000)[:20]), "failed: cannot decode"),
-    ("WAV header, data cut short", "trunc-data.wav", _bytes(_wav_header(8000) + b"\x00\x01" * 2000), "ok"),
-    ("truncated FLAC", "trunc.flac", _truncated_flac, "failed: cannot decode"),
-    ("corrupt FLAC header", "corrupt.flac", _bytes(b"fLaC" + os.urandom(64)), "failed: cannot decode"),
-    ("zero-length file", "empty.wav", _bytes(b""), "failed: cannot decode"),
-    ("WAV with no samples", "no-samples.wav", _bytes(_wav_header(0)), "failed: no audio samples"),
-    ("all-zero silence", "silence.wav", lambda p: sf.write(p, np.zeros(8000, np.float32), 16000), "ok"),
-    ("NaN/Inf in float WAV", "nan.wav", _nan_wav, "failed: NaN or Inf"),
-    ("8-bit WAV", "u8.wav", _write("PCM_U8"), "ok"),
-    ("24-bit WAV", "s24.wav", _write("PCM_24"), "ok"),
-    ("float64 WAV", "f64.wav", _write("DOUBLE"), "ok"),
-    ("6-channel WAV", "six.wav", _write("PCM_16", channels=6), "ok"),
-    ("8 kHz", "sr8k.wav", _write("PCM_16", sr=8000), "ok"),
-    ("96 kHz", "sr96k.flac", _write("PCM_24", sr=96000, fmt="FLAC"), "ok"),
-    ("1 ms clip", "one-ms.wav", _write("PCM_16", seconds=0.001), "failed: shorter than"),
-    ("20 min clip (chunked)", "twenty-min.flac", _write("PCM_16", sr=8000, seconds=1200, fmt="FLAC"), "ok"),
-    ("text file named .wav", "text.wav", _bytes(b"hello, I am not audio\n" * 10), "failed: cannot decode"),
-    ("non-UTF-8 file name", "caf\udce9.wav", _write("PCM_16"), "skipped: not valid UTF-8"),
-    ("symlink loop", "loop-a.wav", _symlink_loop, "skipped: broken or looping symlink"),
-    ("folder named like a file", "folder.wav", lambda p: p.mkdir(), "skipped: folder(s) named like audio"),
+# name, file name, how to make it, what `reconstruct run` gives, what `detector score` gives
+CASES: list[tuple[str, str, Callable[[Path], None], str, str]] = [
+    ("truncated WAV header", "trunc-header.wav", _bytes(_wav_header(8000)[:20]), "failed: cannot decode", "error: cannot decode"),
+    ("WAV header, data cut short", "trunc-data.wav", _bytes(_wav_header(8000) + b"\x00\x01" * 2000), "ok", "score"),
+    ("truncated FLAC", "trunc.flac", _truncated_flac, "failed: cannot decode", "error: cannot decode"),
+    ("corrupt FLAC header", "corrupt.flac", _bytes(b"fLaC" + os.urandom(64)), "failed: cannot decode", "error: cannot decode"),
+    ("zero-length file", "empty.wav", _bytes(b""), "failed: cannot decode", "error: cannot decode"),
+    ("WAV with no samples", "no-samples.wav", _bytes(_wav_header(0)), "failed: no audio samples", "error: has no samples"),
+    ("all-zero silence", "silence.wav", lambda p: sf.write(p, np.zeros(8000, np.float32), 16000), "ok", "score"),
+    ("NaN/Inf in float WAV", "nan.wav", _nan_wav, "failed: NaN or Inf", "error: NaN or Inf"),
+    ("8-bit WAV", "u8.wav", _write("PCM_U8"), "ok", "score"),
+    ("24-bit WAV", "s24.wav", _write("PCM_24"), "ok", "score"),
+    ("float64 WAV", "f64.wav", _write("DOUBLE"), "ok", "score"),
+    ("6-channel WAV", "six.wav", _write("PCM_16", channels=6), "ok", "score"),
+    ("8 kHz", "sr8k.wav", _write("PCM_16", sr=8000), "ok", "score"),
+    ("96 kHz", "sr96k.flac", _write("PCM_24", sr=96000, fmt="FLAC"), "ok", "score"),
+    ("1 ms clip", "one-ms.wav", _write("PCM_16", seconds=0.001), "failed: shorter than", "error: too short to score"),
+    ("20 min clip (chunked)", "twenty-min.flac", _write("PCM_16", sr=8000, seconds=1200, fmt="FLAC"), "ok", "score"),
+    ("text file named .wav", "text.wav", _bytes(b"hello, I am not audio\n" * 10), "failed: cannot decode", "error: cannot decode"),
+    ("non-UTF-8 file name", "caf\udce9.wav", _write("PCM_16"), "skipped: not valid UTF-8", "skipped: not valid UTF-8"),
+    ("symlink loop", "loop-a.wav", _symlink_loop, "skipped: broken or looping symlink", "skipped: broken or looping symlink"),
+    ("folder named like a file", "folder.wav", lambda p: p.mkdir(), "skipped: folder(s) named like audio", "skipped: folder(s) named like audio"),
 ]
 
 
@@ -81,7 +81,7 @@ def make_bad_corpus(root: Path, cases=CASES) -> Path:
     """Write every case under root (plus one good clip); returns root."""
     root.mkdir(parents=True, exist_ok=True)
     sf.write(root / "good.wav", speechlike(0.5), 16000)
-    for _, name, make, _ in cases:
+    for _, name, make, *_ in cases:
         make(root / name)  # a surrogate-escaped name becomes its raw bytes on disk
     return root
 
@@ -96,15 +96,20 @@ USAGE_CASES = [
 ]
 
 
+def _says(expect: str) -> str:
+    kind, _, why = expect.partition(": ")
+    return {"ok": "a reconstruction (`ok` row)", "failed": f"a `failed` row: \"{why}...\"",
+            "score": "a score", "error": f"a TSV row with no score, error \"{why}...\"",
+            "skipped": f"skipped and counted on stderr: \"{why}...\""}[kind]
+
+
 def markdown_table() -> str:
-    lines = ["| input | `reconstruct run` gives |", "|---|---|"]
-    for label, _, _, expect in CASES:
-        kind, _, why = expect.partition(": ")
-        what = {"ok": "a reconstruction (`ok` row)", "failed": f"a `failed` row: \"{why}...\"",
-                "skipped": f"skipped and counted on stderr: \"{why}...\""}[kind]
-        lines.append(f"| {label} | {what} |")
+    lines = ["| input | `reconstruct run` gives | `detector score` on the folder gives |", "|---|---|---|"]
+    for label, _, _, recon, score in CASES:
+        same = recon == score and recon.startswith("skipped")
+        lines.append(f"| {label} | {_says(recon)} | {'the same' if same else _says(score)} |")
     for label, what in USAGE_CASES:
-        lines.append(f"| {label} | {what} |")
+        lines.append(f"| {label} | {what} | |")
     return "\n".join(lines)
 
 

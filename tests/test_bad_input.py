@@ -35,7 +35,7 @@ def test_every_case_gives_what_the_table_says(bad_run):
     originals = {Path(x["path"]).name: x for x in rows if x["kind"] == "original"}
     recon = {x["source_id"]: x for x in rows if x["kind"] == "reconstruction"}
     assert recon["good"]["status"] == "ok"
-    for label, name, _, expect in CASES:
+    for label, name, _, expect, _ in CASES:
         kind, _, why = expect.partition(": ")
         if kind == "skipped":
             assert name not in originals, label
@@ -49,6 +49,34 @@ def test_every_case_gives_what_the_table_says(bad_run):
             assert why in outcome["error"], (label, outcome["error"])
         else:
             assert outcome["num_samples"] == orig["num_samples"] and outcome["sample_rate"] == orig["sample_rate"]
+
+
+def test_detector_score_on_the_folder_gives_what_the_table_says(bad_run, tmp_path):
+    from detector.cli import main as detector
+    from tests.detector.conftest import make_manifest
+    from tests.detector.test_cli import TINY
+
+    root, _, _ = bad_run
+    manifest = make_manifest(tmp_path / "train")
+    assert CliRunner().invoke(detector, ["train", "--manifest", str(manifest), "--out", str(tmp_path / "run"),
+                                         *map(str, TINY)]).exit_code == 0
+    r = CliRunner().invoke(detector, ["score", "--checkpoint", str(tmp_path / "run"), "--input", str(root),
+                                      "--out", str(tmp_path / "s.tsv"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    lines = (tmp_path / "s.tsv").read_text().splitlines()
+    rows = {f[0]: f for f in (line.split("\t") for line in lines[2:])}
+    assert rows["good.wav"][2] and not rows["good.wav"][4]
+    assert len(rows) == 1 + sum(not c[4].startswith("skipped") for c in CASES)  # good.wav + each case not skipped
+    for label, name, _, _, expect in CASES:
+        kind, _, why = expect.partition(": ")
+        if kind == "skipped":
+            assert name not in rows and why in r.output, label
+            continue
+        score, error = rows[name][2], rows[name][4]
+        if kind == "score":
+            assert score and not error, (label, error)
+        else:
+            assert not score and why in error, (label, error)
 
 
 def test_no_partial_or_nan_file_is_left(bad_run):
