@@ -5,9 +5,11 @@ Usage:
   python benchmarks/bench_ray.py --memory --clips 2000      # generated 0.5 s clips; driver peak RSS
 
 Prints clips/s medians over --repeats for: a plain loop calling the same back-end in one
-process, the Ray stage with 1 worker, and with 2 workers, every worker with 1 torch thread.
-Ray is started once, before timing; each timed Ray run is the whole `reconstruct run`
-(corpus import with hashing, actor start-up, model loading, manifest parts, compaction).
+process (load, reconstruct, save: nothing else), the whole `reconstruct run` in-process
+(`--executor local`: the same worker Ray runs, with per-clip hashing, SNR/LSD and manifest
+parts, but no Ray), and the Ray stage with 1 and with 2 workers; every worker has 1 torch
+thread. Ray is started once, before timing; each timed run of `reconstruct run` is the whole
+command (corpus import with hashing, actor start-up, model loading, manifest parts, compaction).
 """
 from __future__ import annotations
 
@@ -48,8 +50,8 @@ def plain_loop(paths: list[str], out: Path) -> float:
     return time.perf_counter() - start
 
 
-def ray_run(corpus: str, limit: int, out: Path, workers: int, batch_size: int = 8) -> float:
-    cfg = RunConfig(corpus=corpus, out=str(out), models=(MODEL,), params=PARAMS, executor="ray",
+def ray_run(corpus: str, limit: int, out: Path, workers: int, batch_size: int = 8, executor: str = "ray") -> float:
+    cfg = RunConfig(corpus=corpus, out=str(out), models=(MODEL,), params=PARAMS, executor=executor,
                     workers=workers, threads_per_worker=1, batch_size=batch_size, limit=limit)
     start = time.perf_counter()
     run(cfg, echo=lambda s: None)
@@ -91,13 +93,16 @@ def main() -> None:
             return
         paths = [r["path"] for r in import_corpus(corpus) if r["status"] == "ok"][: args.clips]
         audio_s = sum(sf.info(p).duration for p in paths)
-        results: dict[str, list[float]] = {"plain loop, 1 thread": [], "ray, 1 worker": [], "ray, 2 workers": []}
+        results: dict[str, list[float]] = {"plain loop, 1 thread": [], "run --executor local": [],
+                                           "ray, 1 worker": [], "ray, 2 workers": []}
         for rep in range(args.repeats):  # interleaved, so drift in machine load hits every mode alike
             for name in results:
                 out = tmp / f"{name.replace(' ', '').replace(',', '-')}-{rep}"
                 out.mkdir(parents=True)
                 if name.startswith("plain"):
                     results[name].append(plain_loop(paths, out))
+                elif "local" in name:
+                    results[name].append(ray_run(corpus, len(paths), out, 1, args.batch_size, executor="local"))
                 else:
                     results[name].append(ray_run(corpus, len(paths), out, int(name.split()[1]), args.batch_size))
                 shutil.rmtree(out)
@@ -105,8 +110,11 @@ def main() -> None:
               f"{os.cpu_count()} CPUs, batch size {args.batch_size}, medians of {args.repeats}")
         med = {k: statistics.median(v) for k, v in results.items()}
         for k, v in med.items():
-            print(f"  {k:<22} {v:7.1f} s   {len(paths) / v:6.2f} clips/s   runs: {', '.join(f'{x:.1f}' for x in results[k])}")
-        print(f"  ray overhead at 1 worker vs plain loop: {100 * (med['ray, 1 worker'] / med['plain loop, 1 thread'] - 1):+.1f}%")
+            print(f"  {k:<24} {v:7.1f} s   {len(paths) / v:6.2f} clips/s   runs: {', '.join(f'{x:.1f}' for x in results[k])}")
+        loop, local, ray1 = med["plain loop, 1 thread"], med["run --executor local"], med["ray, 1 worker"]
+        print(f"  ray overhead at 1 worker vs plain loop: {100 * (ray1 / loop - 1):+.1f}%")
+        print(f"  ray overhead at 1 worker vs the same run without ray (--executor local): {100 * (ray1 / local - 1):+.1f}%")
+        print(f"  run --executor local vs plain loop (hashing, SNR/LSD, manifest): {100 * (local / loop - 1):+.1f}%")
         print(f"  speed-up 2 vs 1 ray workers: {med['ray, 1 worker'] / med['ray, 2 workers']:.2f}x")
     finally:
         if ray.is_initialized():

@@ -14,9 +14,10 @@ def main() -> None:
 
 
 @main.command("import")
-@click.option("--corpus", required=True, help="'demo', a folder of audio, a CSV/TSV/Parquet (path,label), or an ASVspoof protocol.")
+@click.option("--corpus", required=True, help="'demo', a folder of audio, a CSV/TSV/Parquet (path,label), or an ASVspoof "
+              "protocol; local, or an s3:// / gs:// URI.")
 @click.option("--audio-dir", type=click.Path(), help="Audio folder of an ASVspoof protocol corpus.")
-@click.option("--out", required=True, type=click.Path(), help="Manifest file to write (.parquet).")
+@click.option("--out", required=True, help="Manifest file to write (.parquet; local, or an s3:// / gs:// URI).")
 @click.option("--allow-outside-root", is_flag=True, help="Accept table paths outside the corpus folder.")
 def import_(corpus: str, audio_dir: str | None, out: str, allow_outside_root: bool) -> None:
     """Corpus -> a manifest of originals only."""
@@ -30,7 +31,7 @@ def import_(corpus: str, audio_dir: str | None, out: str, allow_outside_root: bo
 
 
 @main.command()
-@click.argument("manifest", type=click.Path())
+@click.argument("manifest")
 def validate(manifest: str) -> None:
     """Check a manifest's schema (metadata only); exit 2 naming every problem."""
     from . import validate as check
@@ -39,7 +40,7 @@ def validate(manifest: str) -> None:
 
 
 @main.command()
-@click.argument("manifest", type=click.Path())
+@click.argument("manifest")
 def stats(manifest: str) -> None:
     """Counts per split, label, kind and method/model, and hours of audio."""
     from . import read
