@@ -4,9 +4,10 @@ Every function takes a *location*: a local path (str or PathLike) or a URI, and 
 locations as str. Local paths use the OS directly; URIs go through the pyarrow filesystem of
 their scheme, which takes credentials, region and endpoint from the usual places (AWS_* /
 GOOGLE_* environment, config files, instance roles). S3-compatible stores (MinIO, Ceph, R2)
-are reached with AWS_ENDPOINT_URL; a GCS emulator with STORAGE_EMULATOR_HOST. Writes never expose half a file: local
-ones go through temp + fsync + rename, object-store ones upload a complete buffer in one
-request, which the store makes visible only once it has arrived whole.
+are reached with AWS_ENDPOINT_URL; a GCS emulator with STORAGE_EMULATOR_HOST. Writes never
+expose half a file: local ones go through temp + fsync + rename; object-store ones upload a
+buffer that is already complete, and the store publishes an object only when its upload
+(one request, or a multipart/resumable upload) is committed at the end.
 """
 from __future__ import annotations
 
