@@ -13,7 +13,7 @@ from reconstruct.run import run
 
 from ..conftest import upload
 
-IGNORED = {"created_at", "run_id", "path", "sha256"}
+IGNORED = {"created_at", "run_id", "path"}
 
 
 def _rows(manifest) -> dict:
