@@ -5,7 +5,6 @@ decaying noise as an impulse response), so augmentation works on a bare machine.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from scipy import signal
@@ -76,7 +75,7 @@ class Augmenter:
         if not folder:
             return []
         out = []
-        for f in audio_files(Path(folder))[:max_items]:
+        for f in audio_files(folder)[:max_items]:
             try:
                 out.append(load_audio(f, sr=self.sr)[0])
             except AudioError:

@@ -119,7 +119,7 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, no_progress)
 
 @main.command()
 @click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
-@click.option("--input", "inputs", required=True, type=click.Path(exists=True), help="Audio file, folder or manifest.")
+@click.option("--input", "inputs", required=True, help="Audio file, folder or manifest; local or an s3:// / gs:// URI.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores TSV (higher = more likely bona fide).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--no-progress", is_flag=True)

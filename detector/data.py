@@ -167,8 +167,10 @@ def collate(items: list[dict]) -> dict:
             "index": torch.tensor([it["index"] for it in ok], dtype=torch.long), "failed": failed}
 
 
-def audio_files(path: Path) -> list[Path]:
-    """A file, or every usable audio file under a folder (sorted; unusable entries skipped and counted)."""
+def audio_files(path: str | os.PathLike) -> list[str]:
+    """A file, or every usable audio file under a folder (sorted; unusable entries skipped and counted);
+    local or a URI."""
     from manifests.corpus import audio_in_folder
 
-    return [path] if path.is_file() else [Path(f) for f in audio_in_folder(path)]
+    loc = storage.normalize(path)
+    return [loc] if storage.kind(loc) == storage.FILE else audio_in_folder(loc)

@@ -102,22 +102,25 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
     return report
 
 
-def _inputs(path: Path) -> list[tuple[str, str]]:
-    """(id, audio path) pairs from a file, a folder of audio, or a manifest (.parquet or folder of parts)."""
-    if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
-        return [(c.utt_id, c.path) for c in load_clips([path], require_both=False)]
-    if not path.exists():
+def _inputs(path: str) -> list[tuple[str, str]]:
+    """(id, audio location) pairs from a file, a folder of audio, or a manifest (.parquet or folder of
+    parts); local or a URI."""
+    loc = storage.normalize(path)
+    found = storage.kind(loc)
+    if found is None:
         raise UsageError(f"--input {path} does not exist; give an audio file, a folder of audio or a manifest")
-    files = audio_files(path)
-    root = path if path.is_dir() else path.parent
-    return [(str(f.relative_to(root)), str(f)) for f in files]
+    if storage.suffix(loc) == ".parquet" or (
+            found == storage.DIR and any(storage.suffix(f) == ".parquet" for f, _ in storage.entries(loc))):
+        return [(c.utt_id, c.path) for c in load_clips([loc], require_both=False)]
+    root = loc if found == storage.DIR else storage.parent(loc)
+    return [(storage.relative(f, root), f) for f in audio_files(loc)]
 
 
 def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, batch_size: int = 16,
           progress: bool = True) -> dict:
     """Score files, folders or manifests into a TSV (id, path, score, decision, error); returns counts."""
     model, cfg, meta = checkpoint.load(ckpt)
-    items = _inputs(Path(inputs))
+    items = _inputs(os.fspath(inputs))
     scores, errors, _ = score_paths(model, [p for _, p in items], cfg.data.crop, cfg.data.sample_rate,
                                     batch_size, progress)
     thr = float(meta.get("threshold", 0.0))

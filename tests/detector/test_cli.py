@@ -1,5 +1,6 @@
 """The CLI end to end on a tiny generated manifest: train 2 steps, reload, eval, score, inspect, errors."""
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,28 @@ def test_eval_score_inspect(run_dir: Path, manifest: Path, tmp_path: Path):
     assert r.exit_code == 0 and "clips 5 " in r.output, r.output  # 2 bona fide, 1 spoof, 2 reconstructions
     r = _run(["inspect", "--checkpoint", run_dir])
     assert r.exit_code == 0 and "layer weights" in r.output
+
+
+def test_score_and_eval_read_a_bucket(run_dir: Path, manifest: Path, tmp_path: Path, s3_bucket: str):
+    from tests.conftest import upload
+
+    corpus = manifest.parent / "corpus"
+    upload(corpus, f"{s3_bucket}/corpus")
+    local, remote = tmp_path / "local.tsv", tmp_path / "remote.tsv"
+    for inp, out in ((corpus / "bonafide", local), (f"{s3_bucket}/corpus/bonafide", remote)):
+        r = _run(["score", "--checkpoint", run_dir, "--input", inp, "--out", out, "--no-progress"])
+        assert r.exit_code == 0 and "scored 4 file(s), 0 not scored" in r.output, r.output
+
+    def id_score(tsv):  # id, score, decision (paths differ)
+        return [(f[0], f[2], f[3]) for f in (line.split("\t") for line in tsv.read_text().splitlines()[2:])]
+    assert id_score(remote) == id_score(local) and id_score(local)[0][0] == "spk0/utt0.flac"
+    rows = manifests.read(manifest).to_pylist()
+    for r in rows:
+        r["path"] = f"{s3_bucket}/corpus/" + os.path.relpath(r["path"], corpus) if r["kind"] == "original" else r["path"]
+    manifests.write(rows, f"{s3_bucket}/m.parquet")
+    r = _run(["eval", "--checkpoint", run_dir, "--manifest", f"{s3_bucket}/m.parquet", "--out", tmp_path / "ev",
+              "--no-progress"])
+    assert r.exit_code == 0 and "EER" in r.output, r.output
 
 
 def test_score_long_clip_uses_windows(run_dir: Path, tmp_path: Path):
