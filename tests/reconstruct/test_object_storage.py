@@ -75,3 +75,38 @@ def test_missing_bucket_or_corpus_in_a_store_exits_2(bucket, corpus):
     assert r.output.count("\n") == 1 and f"bucket {missing} does not exist" in r.output
     r = _invoke("run", "--model", "griffinlim", "--executor", "local", "--corpus", f"{bucket}/nothing", "--out", "x")
     assert r.exit_code == 2 and "corpus not found" in r.output
+
+
+def test_kill_9_mid_run_into_a_bucket_then_rerun_completes(s3_bucket, corpus):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import soundfile as sf
+
+    upload(corpus, f"{s3_bucket}/corpus")
+    out = f"{s3_bucket}/out"
+    args = ["run", "--model", "griffinlim", "--param", "n_iter=150", "--executor", "local", "--batch-size", "1",
+            "--corpus", f"{s3_bucket}/corpus", "--out", out]
+    proc = subprocess.Popen([sys.executable, "-m", "reconstruct.cli", *args], env=dict(os.environ, HARDSPOOF_NO_BAR="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def parts() -> list[str]:
+        return [p for p, _ in storage.entries(f"{out}/manifest") if storage.name(p).startswith("part-")]
+
+    deadline = time.time() + 120
+    while time.time() < deadline and len(parts()) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(parts()) < 6, "the kill should land mid-run"
+    for p, k in storage.entries(f"{out}/audio", recursive=True):  # every object there is a whole file
+        if k == "file":
+            assert sf.info(storage.readable(p)).frames == 16000, p
+    r = _invoke(*args)
+    assert r.exit_code == 0, r.output
+    table = manifests.read(f"{out}/manifest")
+    ids = table["utt_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 12 and set(table["status"].to_pylist()) == {"ok"}
