@@ -40,8 +40,9 @@ def part_files(manifest: Location) -> list[str]:
     raise UsageError(f"manifest not found: {manifest} (give a .parquet file or a folder of parts)")
 
 
-def _read_table(part: str) -> pa.Table:
-    return pq.read_table(storage.readable(part))
+def _sources(manifest: Location) -> list[tuple[str, object]]:
+    """(name, what pyarrow opens) of each part: a local path, or an object fetched once."""
+    return [(storage.name(f), storage.readable(f)) for f in part_files(manifest)]
 
 
 def _schema_problems(schema: pa.Schema, where: str) -> list[str]:
@@ -72,17 +73,20 @@ def validate(manifest: Location) -> int:
 
     Raises UsageError naming every missing or mistyped column and the version found.
     """
-    files = part_files(manifest)
-    if not files:
+    return _validated(manifest, _sources(manifest))
+
+
+def _validated(manifest: Location, sources: list[tuple[str, object]]) -> int:
+    if not sources:
         raise UsageError(f"manifest {manifest} has no Parquet parts")
     problems, rows = [], 0
-    for f in files:
+    for name, src in sources:
         try:
-            meta = pq.read_metadata(storage.readable(f))
+            meta = pq.read_metadata(src)
         except (pa.ArrowInvalid, OSError) as e:
-            problems.append(f"{storage.name(f)}: not a readable Parquet file ({e})")
+            problems.append(f"{name}: not a readable Parquet file ({e})")
             continue
-        problems += _schema_problems(meta.schema.to_arrow_schema(), storage.name(f))
+        problems += _schema_problems(meta.schema.to_arrow_schema(), name)
         rows += meta.num_rows
     if problems:
         raise UsageError("invalid manifest: " + "; ".join(problems))
@@ -121,9 +125,10 @@ def dedupe(table: pa.Table) -> pa.Table:
 
 def read(manifest: Location, columns: Sequence[str] | None = None) -> pa.Table:
     """Read a manifest into one table in the v1 schema, paths absolute, one row per utt_id."""
-    validate(manifest)
+    sources = _sources(manifest)  # listed and (for objects) fetched once, for the check and the read
+    _validated(manifest, sources)
     root = base_dir(manifest)
-    parts = [_conform(_read_table(f)) for f in part_files(manifest)]
+    parts = [_conform(pq.read_table(src)) for _, src in sources]
     table = dedupe(pa.concat_tables(parts)) if parts else SCHEMA.empty_table()
     table = _resolve_paths(table, root)
     return table.select(list(columns)) if columns else table
