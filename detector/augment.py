@@ -5,7 +5,6 @@ decaying noise as an impulse response), so augmentation works on a bare machine.
 """
 from __future__ import annotations
 
-
 import numpy as np
 from scipy import signal
 

@@ -8,7 +8,6 @@ import hashlib
 import os
 import zlib
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np

@@ -1,13 +1,13 @@
 """Scoring audio with a detector: sliding windows of the training crop, mean of window logits."""
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from manifests import storage
 from manifests.audio import AudioError, load_audio
 
 from .data import windows
@@ -49,7 +49,7 @@ def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: i
             errors[i] = str(e)
             continue
         if wav.shape[0] < MIN_SECONDS * sample_rate:
-            errors[i] = f"{os.path.basename(path)} is too short to score ({wav.shape[0]} samples < {MIN_SECONDS * 1000:g} ms)"
+            errors[i] = f"{storage.name(path)} is too short to score ({wav.shape[0]} samples < {MIN_SECONDS * 1000:g} ms)"
             continue
         for w in windows(wav, crop):
             pending.append((i, w))
