@@ -116,7 +116,7 @@ def audio_in_folder(root: str | os.PathLike) -> list[str]:
 
 def import_folder(root: str) -> list[dict]:
     """Every audio file under `root`, recursively, as bona fide; utt_id = relative path without suffix."""
-    rows = [_row(posixpath.splitext(Path(storage.relative(f, root)).as_posix())[0], f, "bonafide")
+    rows = [_row(posixpath.splitext(storage.relative(f, root))[0], f, "bonafide")
             for f in audio_in_folder(root)]
     return _check_unique(rows, str(root))
 

@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import posixpath
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -115,7 +114,7 @@ def build_tasks(originals: list[dict], specs: list[ModelSpec], out: str, root: s
     ok = [r for r in originals if r["status"] == "ok"]
     cols: dict[str, list] = {k: [] for k in (
         "utt_id", "source_id", "src_path", "out_path", "seed", "spec", "attack", "speaker", "language", "split")}
-    rels = [posixpath.splitext(Path(storage.relative(r["path"], root)).as_posix())[0] + ".flac" for r in ok]
+    rels = [posixpath.splitext(storage.relative(r["path"], root))[0] + ".flac" for r in ok]
     for i, spec in enumerate(specs):
         for r, rel in zip(ok, rels):
             cols["utt_id"].append(f"{r['utt_id']}__{spec.variant}")
