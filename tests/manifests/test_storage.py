@@ -99,6 +99,6 @@ def test_protocol_in_bucket_cannot_escape_its_root(bucket, tmp_path):
         import_corpus(f"{bucket}/c")
 
 
-def test_missing_corpus_and_bucket_are_usage_errors(bucket):
+def test_missing_corpus_in_a_bucket_is_a_usage_error(bucket):
     with pytest.raises(UsageError, match="corpus not found"):
         import_corpus(f"{bucket}/nothing-here")
