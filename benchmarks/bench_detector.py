@@ -87,7 +87,7 @@ def main() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     t0, n, step = time.perf_counter(), 0, 0
     for b in loader:
-        terms, _ = batch_loss(model, b["wav"], b["label"], [clips[i] for i in b["index"].tolist()], cfg.train)
+        terms, _ = batch_loss(model, b["wav"], b["label"], [clips[i] for i in b["index"].tolist()], cfg.train, b["valid"])
         opt.zero_grad()
         terms["total"].backward()
         opt.step()

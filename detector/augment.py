@@ -1,9 +1,12 @@
 """Training-time augmentation: additive noise at 0-15 dB SNR, RIR convolution, optional RawBoost.
 
-Noise and RIRs come from folders when given, else are synthesised (coloured noise; exponentially
-decaying noise as an impulse response), so augmentation works on a bare machine.
+Noise and RIRs come from folders when given (every audio file under the folder, drawn per seed and
+loaded lazily), else are synthesised (coloured noise; exponentially decaying noise as an impulse
+response), so augmentation works on a bare machine.
 """
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 from scipy import signal
@@ -60,35 +63,53 @@ def rawboost(wav: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(y, -1, 1).astype(np.float32)
 
 
+class Bank:
+    """Every audio file under a folder (recursively, e.g. all of MUSAN or an RIR corpus), drawn by index
+    and loaded lazily through a bounded LRU cache; an unreadable file draws as None (the caller falls
+    back to a synthetic signal)."""
+
+    def __init__(self, folder: str, sr: int, cache_size: int = 64):
+        self.files, self.sr, self.cache_size = audio_files(folder), sr, cache_size
+        self._cache: OrderedDict[int, np.ndarray | None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray | None:
+        i = int(rng.integers(len(self.files)))
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        try:
+            wav = load_audio(self.files[i], sr=self.sr)[0]
+        except AudioError:
+            wav = None
+        self._cache[i] = wav
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return wav
+
+
 class Augmenter:
     """Callable (wav (T,), rng) -> (T,): noise and reverberation, each with probability `p`."""
 
     def __init__(self, sr: int = 16000, noise_dir: str | None = None, rir_dir: str | None = None,
                  snr_db: tuple[float, float] = (0.0, 15.0), p: float = 0.5, use_rawboost: bool = False,
-                 max_bank: int = 200):
+                 cache_size: int = 64):
         self.sr, self.snr, self.p, self.use_rawboost = sr, snr_db, p, use_rawboost
-        self.noises = self._bank(noise_dir, max_bank)
-        self.rirs = self._bank(rir_dir, max_bank)
-
-    def _bank(self, folder: str | None, max_items: int) -> list[np.ndarray]:
-        if not folder:
-            return []
-        out = []
-        for f in audio_files(folder)[:max_items]:
-            try:
-                out.append(load_audio(f, sr=self.sr)[0])
-            except AudioError:
-                continue
-        return out
+        self.noises = Bank(noise_dir, sr, cache_size) if noise_dir else None
+        self.rirs = Bank(rir_dir, sr, cache_size) if rir_dir else None
 
     def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.use_rawboost:
             wav = rawboost(wav, self.sr, rng)
         if rng.random() < self.p:
-            rir = self.rirs[rng.integers(len(self.rirs))] if self.rirs else synthetic_rir(self.sr, rng)
-            wav = convolve_rir(wav, rir)
+            rir = self.rirs.draw(rng) if self.rirs else None
+            wav = convolve_rir(wav, rir if rir is not None and len(rir) else synthetic_rir(self.sr, rng))
         if rng.random() < self.p:
-            noise = self.noises[rng.integers(len(self.noises))] if self.noises else synthetic_noise(wav.shape[0], rng)
+            noise = self.noises.draw(rng) if self.noises else None
+            if noise is None or not len(noise):
+                noise = synthetic_noise(wav.shape[0], rng)
             if noise.shape[0] > wav.shape[0]:
                 start = rng.integers(0, noise.shape[0] - wav.shape[0] + 1)
                 noise = noise[start:start + wav.shape[0]]

@@ -23,7 +23,8 @@ _OPTIONS = {
     "margin": ("train", "margin"), "lr": ("train", "lr"), "lr_halve_every": ("train", "lr_halve_every"),
     "epochs": ("train", "epochs"), "patience": ("train", "patience"), "average_last": ("train", "average_last"),
     "max_steps": ("train", "max_steps"), "seed": ("train", "seed"), "crop": ("data", "crop"),
-    "batch_size": ("data", "batch_size"), "dev_fraction": ("data", "dev_fraction"), "augment": ("data", "augment"),
+    "batch_size": ("data", "batch_size"), "recon_share": ("data", "recon_share"),
+    "select_on": ("train", "select_on"), "dev_fraction": ("data", "dev_fraction"), "augment": ("data", "augment"),
     "noise_dir": ("data", "noise_dir"), "rir_dir": ("data", "rir_dir"), "rawboost": ("data", "rawboost"),
     "num_workers": ("data", "num_workers"),
 }
@@ -66,11 +67,16 @@ def main() -> None:
 @click.option("--lr-halve-every", type=int, help="Halve the lr every N epochs [10].")
 @click.option("--epochs", type=int, help="Maximum epochs [100].")
 @click.option("--patience", type=int, help="Early stopping patience in epochs [10].")
-@click.option("--average-last", type=int, help="Average the best epoch and the N-1 before it [5].")
+@click.option("--select-on", type=click.Choice(["loss", "eer"]),
+              help="Pick the epoch (and stop early) on the lowest dev loss, as the paper, or dev EER [loss].")
+@click.option("--average-last", type=int, help="Average the selected epoch and the N-1 before it [5].")
 @click.option("--max-steps", type=int, help="Cap steps per epoch (smoke runs).")
 @click.option("--seed", type=int, help="Random seed [688].")
 @click.option("--crop", type=int, help="Samples per crop at 16 kHz [64600].")
-@click.option("--batch-size", type=int, help="Clips per batch per process [16].")
+@click.option("--batch-size", type=int, help="Clips per batch per process, half bona fide [16].")
+@click.option("--recon-share", type=click.FloatRange(0, 1),
+              help="Share of a batch's spoof slots for its originals' own reconstructions "
+                   "[0.5 with corpus spoofs, 1.0 without].")
 @click.option("--dev-fraction", type=float, help="Speaker share for dev when the manifest has no split [0.2].")
 @click.option("--bonafide-methods", help="Comma list of reconstruction methods labelled bona fide [none].")
 @click.option("--augment/--no-augment", default=None, help="Noise + RIR augmentation [on].")
@@ -87,7 +93,7 @@ def train(manifests_, out, config_file, bonafide_methods, fresh, no_progress, **
     cfg = build_config(config_file, bonafide_methods, **opts)
     summary = run(list(manifests_), out, cfg, resume=not fresh, progress=not no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
-        click.echo(f"checkpoint {summary['out']}: dev EER {100 * summary['dev_eer']:.3f}% "
+        click.echo(f"checkpoint {summary['out']}: dev EER {100 * summary['dev_eer']:.3f}%, dev loss {summary['dev_loss']:.4f} "
                    f"(epochs {summary['averaged_epochs']} averaged), threshold {summary['threshold']:.4f}, "
                    f"{summary['failed_clips']} unreadable clip(s) skipped")
 

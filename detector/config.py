@@ -16,7 +16,9 @@ from manifests.errors import UsageError
 class DataConfig:
     sample_rate: int = 16000              # Hz; every clip is resampled to this
     crop: int = 64600                     # samples per training crop (~4 s); short clips are repeat-padded
-    batch_size: int = 16                  # clips per batch per process
+    batch_size: int = 16                  # clips per batch per process (half bona fide, half spoof)
+    recon_share: float | None = None      # share of a batch's spoof slots for its originals' own reconstructions;
+                                          # None: 0.5 when there are other spoofs (corpus attacks), else 1.0
     bonafide_methods: tuple[str, ...] = ()  # reconstruction methods relabelled bona fide (default: all spoof)
     dev_fraction: float = 0.2             # share of speakers held out for dev when the manifest has no split
     augment: bool = True                  # additive noise + RIR on training crops
@@ -53,8 +55,9 @@ class TrainConfig:
     lr_halve_every: int = 10              # epochs between halvings of the learning rate
     weight_decay: float = 1e-4            # Adam weight decay
     epochs: int = 100                     # maximum epochs
-    patience: int = 10                    # early stopping: epochs without a better dev EER
-    average_last: int = 5                 # final model = mean of the best dev epoch and the (n-1) before it
+    patience: int = 10                    # early stopping: epochs without a better selected epoch
+    average_last: int = 5                 # final model = mean of the selected epoch and the (n-1) before it
+    select_on: str = "loss"               # epoch selection and early stopping: lowest validation loss | eer
     max_steps: int | None = None          # stop each epoch after this many steps (smoke tests)
     seed: int = 688                       # global RNG seed
 

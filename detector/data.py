@@ -93,20 +93,25 @@ def check_classes(clips: Sequence[Clip], where: str) -> None:
 
 def assign_splits(clips: Sequence[Clip], dev_fraction: float = 0.2) -> list[Clip]:
     """Give every clip a split: originals keep theirs, or, when none has one, a speaker-disjoint
-    hash split; a reconstruction always takes its source's split (no leakage across splits)."""
+    hash split; a reconstruction always takes its source's split (no leakage across splits). A
+    reconstruction whose source is not among `clips` keeps its own split (or gets the hash split
+    when splits are hashed); the trainer counts the ones left without a split."""
     originals = {c.utt_id: c for c in clips if c.kind != "reconstruction"}
-    if not any(c.split for c in originals.values()):
-        def by_speaker(c: Clip) -> str:
-            key = c.speaker or c.source_id
-            return "dev" if zlib.crc32(key.encode()) % 1000 < dev_fraction * 1000 else "train"
+    hashed = not any(c.split for c in originals.values())
+
+    def by_speaker(c: Clip) -> str:
+        key = c.speaker or c.source_id
+        return "dev" if zlib.crc32(key.encode()) % 1000 < dev_fraction * 1000 else "train"
+
+    if hashed:
         originals = {k: replace(c, split=by_speaker(c)) for k, c in originals.items()}
     out = []
     for c in clips:
-        if c.kind == "reconstruction":
-            src = originals.get(c.source_id)
-            out.append(replace(c, split=src.split if src else c.split))
-        else:
+        if c.kind != "reconstruction":
             out.append(originals[c.utt_id])
+            continue
+        src = originals.get(c.source_id)
+        out.append(replace(c, split=src.split if src else (by_speaker(c) if hashed else c.split)))
     return out
 
 
@@ -129,9 +134,18 @@ def windows(wav: np.ndarray, length: int, hop: int | None = None) -> np.ndarray:
     return np.stack([wav[s:s + length] for s in starts])
 
 
+def view_rng(seed: int, epoch: int, source_id: str, view: int | None) -> np.random.Generator:
+    """The RNG of one training view: keyed by the clip's *source*, so an original and its own
+    reconstructions drawn together (same `view`) get the same crop window and augmentation draw."""
+    key = [seed, epoch, zlib.crc32(source_id.encode())]
+    return np.random.default_rng(key if view is None else key + [view])
+
+
 class ClipDataset(Dataset):
-    """Fixed-length crops of clips. Item: dict(wav (crop,) float32, label, index) or
-    dict(error=..., index) when the audio cannot be read (the collate function skips it)."""
+    """Fixed-length crops of clips, indexed by a dataset index or an (index, view) pair from
+    PairedBatchSampler. Item: dict(wav (crop,) float32, label, index, ok=True), or, when the audio
+    cannot be read, dict(wav zeros, label, index, ok=False, error=...) so batches keep their size
+    (collate pads it with a readable row and the loss masks it out)."""
 
     def __init__(self, clips: Sequence[Clip], crop: int, sample_rate: int = 16000, train: bool = False,
                  augment=None, seed: int = 0):
@@ -141,29 +155,34 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        i, view = item if isinstance(item, tuple) else (item, None)
         clip = self.clips[i]
         try:
             wav, _ = load_audio(clip.path, sr=self.sr)
         except AudioError as e:
-            return {"error": str(e), "index": i}
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        offset = int(rng.integers(0, wav.shape[0] - self.crop + 1)) if self.train and wav.shape[0] > self.crop else 0
+            return {"wav": torch.zeros(self.crop), "label": clip.label, "index": i, "ok": False, "error": str(e)}
+        rng = view_rng(self.seed, self.epoch, clip.source_id, view)
+        # a fraction of the free range, not a sample count, so equal-length clips get equal windows
+        u = rng.random()
+        offset = int(u * (wav.shape[0] - self.crop + 1)) if self.train and wav.shape[0] > self.crop else 0
         wav = fix_length(wav, self.crop, offset)
         if self.augment is not None:
             wav = self.augment(wav, rng)
-        return {"wav": torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), "label": clip.label, "index": i}
+        return {"wav": torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), "label": clip.label,
+                "index": i, "ok": True}
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack readable items; unreadable ones are listed under 'failed' as (index, reason)."""
-    ok = [it for it in items if "error" not in it]
-    failed = [(it["index"], it["error"]) for it in items if "error" in it]
-    if not ok:
-        return {"wav": torch.zeros(0, 0), "label": torch.zeros(0), "index": torch.zeros(0, dtype=torch.long), "failed": failed}
-    return {"wav": torch.stack([it["wav"] for it in ok]),
-            "label": torch.tensor([it["label"] for it in ok], dtype=torch.float32),
-            "index": torch.tensor([it["index"] for it in ok], dtype=torch.long), "failed": failed}
+    """Stack every item, readable or not, so the batch keeps its size (DDP ranks all-gather equal
+    shapes). An unreadable item's row is a copy of the first readable one, masked out by
+    `valid`; unreadable ones are also listed under 'failed' as (index, reason)."""
+    valid = torch.tensor([bool(it["ok"]) for it in items])
+    good = next((it["wav"] for it in items if it["ok"]), None)
+    wav = torch.stack([it["wav"] if it["ok"] or good is None else good for it in items])
+    return {"wav": wav, "label": torch.tensor([it["label"] for it in items], dtype=torch.float32),
+            "index": torch.tensor([it["index"] for it in items], dtype=torch.long), "valid": valid,
+            "failed": [(it["index"], it["error"]) for it in items if not it["ok"]]}
 
 
 def audio_files(path: str | os.PathLike) -> list[str]:

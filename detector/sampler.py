@@ -1,13 +1,37 @@
-"""Paired batch sampler: bona fide originals travel with their own reconstructions.
+"""Paired batch sampler: bona fide originals travel with their own reconstructions, and every spoof is drawn.
 
-Each global batch holds batch/2 bona fide originals, then their own reconstructions (up to half
-of the spoof slots when corpus spoofs exist), then other spoofs (corpus spoofs, reconstructions of
-spoofs, reconstructions that did not fit), so the classes are balanced. Under DDP the global batch is split
-into `world_size` equal contiguous shards; the loss gathers them back (see distributed.py), so a
-pair split across two processes still meets in L_enh.
+Three pools are formed from the training clips:
+
+- **bona fide**: every clip labelled bona fide (originals, and reconstructions relabelled by
+  `--bonafide-methods`);
+- **own reconstructions**: spoof-labelled reconstructions of a bona fide original of the pool,
+  grouped by variant (`method/model`);
+- **other spoofs**: corpus spoofs, reconstructions of spoofs, and reconstructions whose original is
+  not in the training clips ("orphans", counted in `summary`).
+
+A batch of B clips holds h = B // 2 bona fide and B - h spoofs; of the spoof slots,
+round(recon_share * (B - h)) go to reconstructions *of that batch's own originals*, the rest to
+other spoofs (at least one when other spoofs exist, so hard samples are added to the attacks,
+never in place of them). A slot with nothing of its kind to fill it takes the other kind.
+
+**An epoch** is as many batches as it takes to draw every bona fide clip and every other spoof
+at least once (the smaller pool cycles, reshuffled on every pass), rounded up to a multiple of the
+DDP world size. Reconstruction slots rotate over the variants, so when several methods or
+models reconstructed the same original they get the slots evenly, whatever the manifest order
+(clips are ordered by utt_id first). A reconstruction is drawn in the batch of its own original;
+the only exception is a batch that has neither an own reconstruction nor another spoof to fill a
+spoof slot, which then takes a reconstruction of another original (`summary` counts the share
+that was paired).
+
+Each item is `(dataset index, view)`: an original and the reconstructions drawn with it share
+`view`, so ClipDataset gives them the same crop window and augmentation draw. Deterministic for
+(seed, epoch); O(n) per epoch. Under DDP, global batch k is the world_size consecutive batches
+k*W .. k*W+W-1, one per rank: every shard has B clips, h of them bona fide, and the union of the
+shards is exactly the single-process epoch (the loss gathers the global batch, see distributed.py).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Iterator, Sequence
 
@@ -18,63 +42,171 @@ from manifests.errors import UsageError
 
 from .data import BONAFIDE, Clip
 
+Item = tuple[int, int]  # (dataset index, view)
 
-class PairedBatchSampler(Sampler[list[int]]):
-    """Yields lists of dataset indices (this rank's shard of each global batch)."""
 
-    def __init__(self, clips: Sequence[Clip], batch_size: int, seed: int = 688, rank: int = 0, world_size: int = 1):
+def variant_of(clip: Clip) -> str:
+    """The reconstruction variant a clip belongs to: 'method/model'."""
+    return f"{clip.method or '-'}/{clip.model or '-'}"
+
+
+class _Cycle:
+    """Endless draws from `items`, a fresh permutation on every pass; one `take` never repeats an item
+    unless it asks for more than there are (a new pass puts what this take already has last)."""
+
+    def __init__(self, items: np.ndarray, rng: np.random.Generator):
+        self.items, self.rng, self.order, self.pos = items, rng, np.zeros(0, dtype=np.int64), 0
+
+    def take(self, n: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < n and len(self.items):
+            if self.pos == len(self.order):
+                order = self.items[self.rng.permutation(len(self.items))]
+                if out:
+                    taken = np.isin(order, out)
+                    order = np.concatenate([order[~taken], order[taken]])
+                self.order, self.pos = order, 0
+            k = min(n - len(out), len(self.order) - self.pos)
+            out += self.order[self.pos:self.pos + k].tolist()
+            self.pos += k
+        return out
+
+
+class PairedBatchSampler(Sampler[list[Item]]):
+    """Yields lists of (dataset index, view) pairs: this rank's batch of each global batch."""
+
+    def __init__(self, clips: Sequence[Clip], batch_size: int, seed: int = 688, rank: int = 0, world_size: int = 1,
+                 recon_share: float | None = None):
         if batch_size < 2:
             raise UsageError(f"batch size {batch_size} is too small for paired batches; use at least 2")
+        if recon_share is not None and not 0.0 <= recon_share <= 1.0:
+            raise UsageError(f"--recon-share {recon_share} is outside [0, 1]")
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world_size
         self.epoch = 0
-        by_source = defaultdict(list)
-        for i, c in enumerate(clips):
-            if c.kind == "reconstruction":
-                by_source[c.source_id].append(i)
-        self.groups, self.others, grouped = [], [], set()
-        for i, c in enumerate(clips):
-            if c.kind != "reconstruction" and c.label == BONAFIDE:
-                group = [i] + by_source.get(c.utt_id, [])
-                self.groups.append(group)
-                grouped.update(group)
-        self.others = [i for i in range(len(clips)) if i not in grouped]
-        if not self.groups:
-            raise UsageError("the training split has no bona fide originals; the paired sampler needs some "
+        order = sorted(range(len(clips)), key=lambda i: clips[i].utt_id)  # manifest order does not matter
+        bona = [i for i in order if clips[i].label == BONAFIDE]
+        anchors = {clips[i].utt_id: i for i in bona if clips[i].kind != "reconstruction"}
+        spoof_originals = {clips[i].utt_id for i in order if clips[i].label != BONAFIDE and clips[i].kind != "reconstruction"}
+        recons: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        others, self.orphans = [], 0
+        for i in order:
+            c = clips[i]
+            if c.label == BONAFIDE:
+                continue
+            if c.kind == "reconstruction" and c.source_id in anchors:
+                recons[anchors[c.source_id]][variant_of(c)].append(i)
+                continue
+            others.append(i)
+            self.orphans += c.kind == "reconstruction" and c.source_id not in spoof_originals
+        if not bona:
+            raise UsageError("the training split has no bona fide clips; the paired sampler needs some "
                              "(check the split column and --bonafide-methods)")
+        self.bona, self.others = np.array(bona, dtype=np.int64), np.array(others, dtype=np.int64)
+        self._is_other = set(others)
+        self.recons = {a: dict(v) for a, v in recons.items()}
+        self.variants = sorted({v for per in self.recons.values() for v in per})
+        self.n_recons = sum(len(ix) for per in self.recons.values() for ix in per.values())
+        spoofs = len(others) + self.n_recons
+        if spoofs == 0:
+            raise UsageError("the training split has no spoof clips; the paired sampler needs some")
+        self.recon_share = (0.5 if len(others) else 1.0) if recon_share is None else recon_share
+        self.n_bona = batch_size // 2
+        n_spoof = batch_size - self.n_bona
+        self.n_recon = math.floor(self.recon_share * n_spoof + 0.5) if self.recons else 0
+        if len(others):
+            self.n_recon = min(self.n_recon, n_spoof - 1)  # corpus spoofs keep at least one slot
+        self.n_other = n_spoof - self.n_recon
+        batches = math.ceil(len(bona) / self.n_bona)
+        if len(others):
+            batches = max(batches, math.ceil(len(others) / self.n_other))
+        self.n_batches = math.ceil(batches / world_size) * world_size
+        self._cache: tuple[int, list[list[Item]], dict] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _global_batches(self) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        size = self.batch_size * self.world
-        n_bona = max(1, size // 2)
-        groups = [self.groups[k] for k in rng.permutation(len(self.groups))]
-        others = [self.others[k] for k in rng.permutation(len(self.others))]
-        # reconstructions take half of the spoof slots when corpus spoofs exist, all of them otherwise
-        recon_budget = max(1, (size - n_bona) // 2) if others else size - n_bona
-        spare: list[int] = []  # reconstructions that did not fit next to their source this time
-        cursor, out = 0, []
-        for start in range(0, len(groups), n_bona):
-            chunk = groups[start:start + n_bona]
-            batch = [g[0] for g in chunk]
-            recons = [i for g in chunk for i in g[1:]]
-            batch += recons[:recon_budget]
-            while len(batch) < size and (spare or others):  # top up with spoofs for class balance
-                if spare:
-                    batch.append(spare.pop(0))
-                else:
-                    batch.append(others[cursor % len(others)])
-                    cursor += 1
-            spare += recons[recon_budget:]  # used by later batches, so corpus spoofs keep their share
-            while len(batch) < size:  # nothing else to add: repeat to keep the shards equal
-                batch.append(batch[len(batch) % len(chunk)])
-            out.append(batch)
-        return out
+    def _own_recons(self, originals: list[int], slots: int, turn: int, rng) -> tuple[list[tuple[int, int]], int]:
+        """Up to `slots` distinct (original position, reconstruction index) of these originals, one per
+        original per round, the variant rotating with `turn` (a running counter)."""
+        picked: list[tuple[int, int]] = []
+        used: set[int] = set()
+        n_var = len(self.variants)
+        while len(picked) < slots:
+            progress = False
+            for pos, a in enumerate(originals):
+                per = self.recons.get(a)
+                if len(picked) == slots:
+                    break
+                if not per:
+                    continue
+                for step in range(n_var):  # the turn's variant, else the next one this original has
+                    cands = [i for i in per.get(self.variants[(turn + step) % n_var], ()) if i not in used]
+                    if cands:
+                        idx = cands[int(rng.integers(len(cands)))] if len(cands) > 1 else cands[0]
+                        picked.append((pos, idx))
+                        used.add(idx)
+                        turn += 1
+                        progress = True
+                        break
+            if not progress:
+                break
+        return picked, turn
 
-    def __iter__(self) -> Iterator[list[int]]:
-        for b in self._global_batches():
-            yield b[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+    def _plan(self) -> tuple[list[list[Item]], dict]:
+        """Every batch of the epoch (all ranks), and its counts."""
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1], self._cache[2]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        bona, others = _Cycle(self.bona, rng), _Cycle(self.others, rng)
+        all_recons = _Cycle(np.array(sorted(i for per in self.recons.values() for ix in per.values() for i in ix),
+                                     dtype=np.int64), rng)
+        turn = int(rng.integers(max(len(self.variants), 1)))
+        n_spoof = self.batch_size - self.n_bona
+        stats = {"recon_drawn": 0, "recon_paired": 0, "other_drawn": 0, "bona_drawn": 0}
+        batches, view = [], 0
+        for _ in range(self.n_batches):
+            originals = bona.take(self.n_bona)
+            views = list(range(view, view + len(originals)))
+            view += len(originals)
+            batch: list[Item] = list(zip(originals, views))
+            own, turn = self._own_recons(originals, self.n_recon, turn, rng)
+            if own and len(own) < self.n_recon and not len(self.others):  # nothing else to add: own ones again
+                own += [own[k % len(own)] for k in range(self.n_recon - len(own))]
+            batch += [(idx, views[pos]) for pos, idx in own]
+            fill = others.take(n_spoof - len(own))
+            if len(own) + len(fill) < n_spoof:  # no own reconstruction and no other spoof: take any reconstruction
+                fill += all_recons.take(n_spoof - len(own) - len(fill))
+            stats["recon_paired"] += len(own)
+            n_other = sum(1 for i in fill if i in self._is_other)
+            stats["recon_drawn"] += len(own) + len(fill) - n_other
+            stats["other_drawn"] += n_other
+            stats["bona_drawn"] += len(originals)
+            for i in fill:
+                batch.append((i, view))
+                view += 1
+            batches.append(batch)
+        self._cache = (self.epoch, batches, stats)
+        return batches, stats
+
+    def epoch_stats(self) -> dict:
+        """Counts of the current epoch: bona_drawn, other_drawn, recon_drawn (reconstructions of bona fide
+        originals), recon_paired (of those, drawn in the batch of their own original), paired_share."""
+        _, stats = self._plan()
+        return {**stats, "paired_share": stats["recon_paired"] / stats["recon_drawn"] if stats["recon_drawn"] else 1.0}
+
+    def summary(self) -> str:
+        """One line describing the pools and the epoch, for the training log."""
+        return (f"sampler: epoch = {self.n_batches // self.world} global batch(es) of {self.batch_size * self.world} "
+                f"({self.world} x {self.batch_size}: {self.n_bona} bona fide, {self.n_recon} own reconstruction(s), "
+                f"{self.n_other} other spoof(s)); pools: {len(self.bona)} bona fide, {self.n_recons} reconstruction(s) "
+                f"of {len(self.recons)} of them in {len(self.variants)} variant(s) {', '.join(self.variants) or '-'}, "
+                f"{len(self.others)} other spoof(s) (of which {self.orphans} reconstruction(s) whose original is not "
+                f"in the training clips); recon share {self.recon_share:g}")
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        batches, _ = self._plan()
+        for k in range(self.rank, len(batches), self.world):
+            yield batches[k]
 
     def __len__(self) -> int:
-        return len(self._global_batches())
+        return self.n_batches // self.world

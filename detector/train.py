@@ -1,5 +1,6 @@
-"""The training loop: paired batches, RACL (or CE), dev EER each epoch, early stopping, epoch
-averaging, resume, per-epoch CSV log. Runs on one CPU/GPU or under torchrun (DDP)."""
+"""The training loop: paired batches, RACL (or CE), validation loss and EER each epoch, early stopping and
+epoch averaging on the validation loss (the paper's rule; `select_on`), resume, per-epoch CSV log.
+Runs on one CPU/GPU or under torchrun (DDP)."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +8,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,8 @@ from .sampler import PairedBatchSampler
 from .scoring import score_paths
 
 LOG_FIELDS = ["epoch", "lr", "steps", "samples", "seconds", "loss_total", "loss_cls", "loss_std", "loss_enh",
-              "loss_reg", "dev_eer", "failed_clips"]
+              "loss_reg", "dev_loss", "dev_eer", "failed_clips", "bona_drawn", "other_drawn", "recon_drawn",
+              "recon_paired_share"]
 
 
 class NonFiniteLoss(UsageError):
@@ -46,13 +49,16 @@ def seed_everything(seed: int) -> None:
 
 
 def batch_loss(model: torch.nn.Module, wav: torch.Tensor, labels: torch.Tensor, clips: Sequence[Clip],
-               tcfg: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Loss terms on the global batch (gathered across DDP ranks) and this rank's layer weights (B, L)."""
+               tcfg: TrainConfig, valid: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Loss terms on the global batch (gathered across DDP ranks; rows with valid == False, padding for
+    unreadable clips, are left out) and this rank's layer weights (B, L)."""
     out = model(wav)
-    logit, emb, lab = ddp.gather(out.logit), ddp.gather(out.embedding), ddp.gather(labels)
+    valid = torch.ones(len(clips), dtype=torch.bool) if valid is None else valid
+    keep = ddp.gather(valid.to(out.logit.device, torch.float32)) > 0.5
+    logit, emb, lab = ddp.gather(out.logit)[keep], ddp.gather(out.embedding)[keep], ddp.gather(labels)[keep]
     if tcfg.loss == "ce":
         return cross_entropy(logit, lab), out.layer_weights
-    info = ddp.gather_objects([(c.utt_id, c.source_id, c.kind) for c in clips])
+    info = [i for i, k in zip(ddp.gather_objects([(c.utt_id, c.source_id, c.kind) for c in clips]), keep.tolist()) if k]
     mask = enhancement_mask([i[0] for i in info], [i[1] for i in info], [i[2] for i in info], lab)
     return racl(logit, emb, lab, mask, tcfg.alpha, tcfg.beta, tcfg.gamma, tcfg.margin), out.layer_weights
 
@@ -60,14 +66,16 @@ def batch_loss(model: torch.nn.Module, wav: torch.Tensor, labels: torch.Tensor, 
 @dataclass
 class State:
     epoch: int = 0                          # next epoch to run
-    best_eer: float = math.inf
+    best_eer: float = math.inf              # dev EER of the selected epoch
     best_epoch: int = -1
+    best_loss: float = math.inf             # validation loss of the selected epoch
     history: list[dict] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # utt_id -> reason, unreadable clips
 
 
-def split_clips(paths: Sequence[str], cfg: RunConfig) -> tuple[list[Clip], list[Clip]]:
-    """(train, dev) clips after the label policy and split assignment, both checked for two classes."""
+def split_clips(paths: Sequence[str], cfg: RunConfig) -> tuple[list[Clip], list[Clip], int]:
+    """(train, dev, unused) after the label policy and split assignment, both checked for two classes;
+    unused = clips left with no split (reconstructions whose original is absent and that carry no split)."""
     clips = assign_splits(load_clips(paths, cfg.data.bonafide_methods), cfg.data.dev_fraction)
     train = [c for c in clips if c.split == "train"]
     dev = [c for c in clips if c.split == "dev"]
@@ -76,7 +84,7 @@ def split_clips(paths: Sequence[str], cfg: RunConfig) -> tuple[list[Clip], list[
                          "split column, or leave it empty for a speaker-disjoint split (--dev-fraction)")
     check_classes(train, "the train split")
     check_classes(dev, "the dev split")
-    return train, dev
+    return train, dev, sum(1 for c in clips if c.split is None)
 
 
 def _optimizer(model: torch.nn.Module, tcfg: TrainConfig):
@@ -86,7 +94,20 @@ def _optimizer(model: torch.nn.Module, tcfg: TrainConfig):
     return opt, sched
 
 
-def _dev_eer(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, world: int, progress: bool):
+def validation_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Class-balanced binary cross-entropy of bona fide logits (the mean over the two classes of each
+    class's mean BCE), so the checkpoint rule does not depend on the dev split's class ratio."""
+    terms = []
+    for cls in (BONAFIDE, 1 - BONAFIDE):
+        s = scores[labels == cls]
+        if len(s):
+            z = s if cls == BONAFIDE else -s  # BCE(logit, 1) = softplus(-logit); BCE(logit, 0) = softplus(logit)
+            terms.append(float(np.mean(np.logaddexp(0.0, -z))))
+    return float(np.mean(terms))
+
+
+def _validate(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, world: int, progress: bool) -> dict:
+    """Score the dev clips (sliding windows, as `detector eval`): loss, eer, threshold, layer weights."""
     mine = list(range(rank, len(dev), world))
     scores, _, weights = score_paths(model, [dev[i].path for i in mine], cfg.data.crop, cfg.data.sample_rate,
                                      cfg.data.batch_size, progress, desc="dev")
@@ -100,7 +121,15 @@ def _dev_eer(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, wo
         raise UsageError(f"no readable dev clips of one class ({int(ok.sum())} of {len(dev)} readable); "
                          "dev EER needs bona fide and spoof audio")
     rate, thr = eer(full[ok & (labels == BONAFIDE)], full[ok & (labels != BONAFIDE)])
-    return rate, thr, weights
+    return {"eer": rate, "threshold": thr, "loss": validation_loss(full[ok], labels[ok]), "weights": weights}
+
+
+def improves(state: State, result: dict, select_on: str) -> bool:
+    """Whether an epoch's validation `result` beats the selected one: lower loss (select_on='loss'), or
+    lower EER with ties broken by lower loss (select_on='eer'; a dev EER stuck at 0 keeps improving on loss)."""
+    if select_on == "loss":
+        return result["loss"] < state.best_loss
+    return (result["eer"], result["loss"]) < (state.best_eer, state.best_loss)
 
 
 def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, rank: int, progress: bool) -> dict:
@@ -111,11 +140,12 @@ def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, ra
     for batch in bar:
         for idx, reason in batch["failed"]:
             state.failed[train_clips[idx].utt_id] = reason
-        if ddp.all_sum(float(batch["wav"].shape[0] == 0)) > 0:  # every rank skips together, or DDP would hang
+        n_valid = int(batch["valid"].sum())
+        if ddp.all_sum(float(n_valid)) == 0:  # every rank skips together, or DDP would hang
             continue
         clips = [train_clips[i] for i in batch["index"].tolist()]
         dev = next(model.parameters()).device
-        terms, _ = batch_loss(model, batch["wav"].to(dev), batch["label"].to(dev), clips, cfg.train)
+        terms, _ = batch_loss(model, batch["wav"].to(dev), batch["label"].to(dev), clips, cfg.train, batch["valid"])
         if not torch.isfinite(terms["total"]):
             bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise NonFiniteLoss(f"non-finite loss at epoch {state.epoch} step {steps} ({bad}) on clips "
@@ -126,10 +156,12 @@ def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, ra
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         steps += 1
-        samples += batch["wav"].shape[0]
+        samples += n_valid
         bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
         if cfg.train.max_steps is not None and steps >= cfg.train.max_steps:
             break
+    for uid, reason in ddp.gather_objects(sorted(state.failed.items())):  # every rank knows every failure
+        state.failed[uid] = reason
     return {"steps": steps, "samples": samples, **{f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}}
 
 
@@ -223,18 +255,23 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     rank, world = ddp.init_from_env()
     out = Path(out)
     seed_everything(cfg.train.seed)
-    train_clips, dev = split_clips(manifest_paths, cfg)
+    train_clips, dev, unused = split_clips(manifest_paths, cfg)
     if cfg.train.loss not in ("racl", "ce"):
         raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce")
+    if cfg.train.select_on not in ("loss", "eer"):
+        raise UsageError(f"unknown --select-on {cfg.train.select_on!r}; allowed: loss, eer")
+    d = cfg.data
+    sampler = PairedBatchSampler(train_clips, d.batch_size, cfg.train.seed, rank, world, d.recon_share)
+    if rank == 0:
+        print(sampler.summary() + (f"; {unused} reconstruction(s) with neither their original nor a split in the "
+                                   "manifests are not used" if unused else ""), file=sys.stderr)
     model = Detector(cfg.model).to(ddp.device())
     opt, sched = _optimizer(model, cfg.train)
     state = _resume(out, model, opt, sched, cfg) if resume else State()
     net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.model.finetune)
            if ddp.is_distributed() else model)
-    d = cfg.data
     aug = Augmenter(d.sample_rate, d.noise_dir, d.rir_dir, d.snr_db, d.aug_prob, d.rawboost) if d.augment or d.rawboost else None
     dataset = ClipDataset(train_clips, d.crop, d.sample_rate, train=True, augment=aug, seed=cfg.train.seed)
-    sampler = PairedBatchSampler(train_clips, d.batch_size, cfg.train.seed, rank, world)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers)
     epochs_dir = out / "epochs"
     if rank == 0:
@@ -247,12 +284,15 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         stats = _run_epoch(net, loader, opt, train_clips, cfg, state, rank, progress)
         lr = opt.param_groups[0]["lr"]
         sched.step()
-        dev_eer, _, _ = _dev_eer(model, dev, cfg, rank, world, progress and rank == 0)
-        if dev_eer < state.best_eer:
-            state.best_eer, state.best_epoch = dev_eer, state.epoch
+        val = _validate(model, dev, cfg, rank, world, progress and rank == 0)
+        if improves(state, val, cfg.train.select_on):
+            state.best_eer, state.best_loss, state.best_epoch = val["eer"], val["loss"], state.epoch
         stats["samples"] = int(ddp.all_sum(stats["samples"]))
-        row = {"epoch": state.epoch, "lr": lr, "seconds": time.time() - t0, "dev_eer": dev_eer,
-               "failed_clips": len(state.failed), **stats}
+        drawn = sampler.epoch_stats()
+        row = {"epoch": state.epoch, "lr": lr, "seconds": time.time() - t0, "dev_loss": val["loss"],
+               "dev_eer": val["eer"], "failed_clips": len(state.failed), **stats,
+               **{k: drawn[k] for k in ("bona_drawn", "other_drawn", "recon_drawn")},
+               "recon_paired_share": drawn["paired_share"]}
         state.history.append(row)
         if rank == 0:
             checkpoint.save_weights(epochs_dir / f"epoch_{state.epoch:04d}.safetensors", model.saved_state())
@@ -265,19 +305,22 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
 
 
 def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, manifest_paths, rank, world, progress) -> dict:
-    """Average the best dev epoch with the ones before it, calibrate the threshold on dev, save final/."""
+    """Average the selected epoch (lowest validation loss, or EER with --select-on eer) with the ones before
+    it, calibrate the threshold on dev, save final/."""
     if state.best_epoch < 0:
         raise UsageError(f"no epoch finished in {out} (epochs={cfg.train.epochs})")
     epochs = list(range(max(0, state.best_epoch - cfg.train.average_last + 1), state.best_epoch + 1))
     if ddp.is_distributed():
         torch.distributed.barrier()
     checkpoint.load_state(model, average_epochs(out / "epochs", epochs), str(out / "epochs"))
-    dev_eer, threshold, weights = _dev_eer(model, dev, cfg, rank, world, progress and rank == 0)
-    meta = {"threshold": threshold, "dev_eer": dev_eer, "best_epoch": state.best_epoch, "averaged_epochs": epochs,
-            "layer_weights": [float(w) for w in weights], "failed_clips": state.failed,
+    val = _validate(model, dev, cfg, rank, world, progress and rank == 0)
+    meta = {"threshold": val["threshold"], "dev_eer": val["eer"], "dev_loss": val["loss"],
+            "best_epoch": state.best_epoch, "selected_on": cfg.train.select_on, "averaged_epochs": epochs,
+            "layer_weights": [float(w) for w in val["weights"]], "failed_clips": state.failed,
             "manifests": {storage.normalize(p): manifest_hash(p) for p in manifest_paths},
             "score": "bona fide logit: higher = more likely bona fide"}
     if rank == 0:
         checkpoint.save(out / "final", model, cfg, meta)
     return {"out": str(out / "final"), "best_epoch": state.best_epoch, "averaged_epochs": epochs,
-            "dev_eer": dev_eer, "threshold": threshold, "failed_clips": len(state.failed)}
+            "dev_eer": val["eer"], "dev_loss": val["loss"], "threshold": val["threshold"],
+            "failed_clips": len(state.failed)}

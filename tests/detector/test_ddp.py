@@ -6,6 +6,8 @@ Adam's first step is ~lr*sign(g) and would amplify float noise on near-zero grad
 """
 from pathlib import Path
 
+import pytest
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -60,3 +62,40 @@ def test_ddp_two_process_equals_single_process(tmp_path: Path):
     got = torch.load(tmp_path / "ddp.pt")
     for k, v in ref.state_dict().items():
         assert torch.allclose(got[k], v, atol=1e-5, rtol=1e-4), k
+
+
+def _train_worker(rank: int, world: int, port: int, manifest: str, out: str) -> None:
+    import os
+
+    from detector.train import train
+
+    torch.set_num_threads(1)
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    cfg = tiny_config(epochs=1, max_steps=None, average_last=1)
+    train([manifest], out, cfg, progress=False)
+    dist.destroy_process_group()
+
+
+@pytest.mark.timeout(300)
+def test_ddp_training_with_an_unreadable_clip_on_one_rank(manifest: Path, tmp_path: Path):
+    """A rank whose batch lost a clip to unreadable audio pads and masks it: the all-gather keeps equal
+    shapes, so the run neither crashes nor hangs, and the failure is recorded once for the whole run."""
+    import json
+    import socket
+
+    import manifests
+
+    rows = manifests.read(manifest).to_pylist()
+    victim = next(r for r in rows if r["utt_id"] == "bonafide/spk0/utt2")  # a train original: drawn every epoch
+    Path(victim["path"]).write_bytes(b"garbage")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    Detector(tiny_config().model)  # import transformers before forking
+    mp.start_processes(_train_worker, args=(2, port, str(manifest), str(tmp_path / "run")), nprocs=2, join=True,
+                       start_method="fork")
+    meta = json.loads((tmp_path / "run" / "final" / "meta.json").read_text())
+    assert list(meta["failed_clips"]) == ["bonafide/spk0/utt2"]
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 2 and log[0].startswith("epoch,")

@@ -15,7 +15,7 @@ from .conftest import tiny_config
 
 def test_unreadable_audio_skipped_and_reported(manifest: Path, tmp_path: Path):
     rows = manifests.read(manifest).to_pylist()
-    victim = next(r for r in rows if r["source_id"] == "bonafide/spk0/utt0" and r["kind"] == "reconstruction")
+    victim = next(r for r in rows if r["utt_id"] == "bonafide/spk0/utt0")  # a train original: drawn every epoch
     Path(victim["path"]).write_bytes(b"garbage")
     s = train([str(manifest)], tmp_path / "run", tiny_config(), progress=False)
     meta = json.loads((tmp_path / "run" / "final" / "meta.json").read_text())
@@ -58,3 +58,43 @@ def test_augmentation_invariants():
     aug = Augmenter(p=1.0, use_rawboost=True)
     out = aug(x, rng)
     assert out.shape == x.shape and out.dtype == np.float32 and np.abs(out).max() <= 1.0
+
+
+def test_epoch_selection_rule():
+    """Lowest validation loss (the paper's rule); with --select-on eer, ties on EER go to the lower loss,
+    so a dev EER that reaches 0 early does not freeze the choice on the first such epoch."""
+    from detector.train import State, improves
+
+    history = [{"eer": 0.0, "loss": 0.50}, {"eer": 0.0, "loss": 0.30}, {"eer": 0.0, "loss": 0.40},
+               {"eer": 0.1, "loss": 0.20}]
+    for select_on, want in (("loss", 3), ("eer", 1)):
+        state = State()
+        for epoch, result in enumerate(history):
+            if improves(state, result, select_on):
+                state.best_eer, state.best_loss, state.best_epoch = result["eer"], result["loss"], epoch
+        assert state.best_epoch == want, select_on
+
+
+def test_final_model_averages_the_lowest_dev_loss_epoch_and_those_before(manifest: Path, tmp_path: Path):
+    import csv
+
+    out = tmp_path / "run"
+    s = train([str(manifest)], out, tiny_config(epochs=4, average_last=2, patience=10, lr=5e-3), progress=False)
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    losses = [float(r["dev_loss"]) for r in rows]
+    best = losses.index(min(losses))
+    assert s["best_epoch"] == best and s["averaged_epochs"] == list(range(max(0, best - 1), best + 1))
+    meta = json.loads((out / "final" / "meta.json").read_text())
+    assert meta["selected_on"] == "loss" and meta["best_epoch"] == best
+    assert all(float(r["recon_paired_share"]) == 1.0 for r in rows)
+
+
+def test_validation_loss_is_class_balanced():
+    import numpy as np
+
+    from detector.train import validation_loss
+
+    scores, labels = np.array([3.0, 3.0, 3.0, -1.0]), np.array([1, 1, 1, 0])
+    many_bona = validation_loss(scores, labels)
+    assert many_bona == validation_loss(np.array([3.0, -1.0]), np.array([1, 0]))
+    assert abs(many_bona - (np.log1p(np.exp(-3.0)) + np.log1p(np.exp(-1.0))) / 2) < 1e-12
