@@ -5,12 +5,45 @@ encoder -> spectral nodes (max over time) and temporal nodes (max over frequency
 attention layer + graph pooling on each -> two branches of two stacked heterogeneous
 spectro-temporal graph attention layers with a master node -> element-wise max of the branches
 ("max graph operation") -> readout [max|T|, mean T, max|S|, mean S, master] = embedding (B, 5 * gat_dim).
+
+`AASIST(...)` is the single entry point: size "small" is this compact model, size "full" the paper's
+SSL-AASIST back-end (`aasist_full.AASISTFull`). With `map_channels=C` the input is an already encoded
+spectro-temporal map (a raw-waveform front-end ran the sinc layer + residual encoder), so the
+projection, first pooling and residual encoder are not built and the map goes straight to the graph part.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from manifests.errors import UsageError
+
+SIZES = ("small", "full")
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameter elements in `module`, trainable or frozen."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def map_bins(dim: int, channels: int) -> int:
+    """Frequency bins F of a map flattened channel-major per frame (dim = channels * F)."""
+    if channels < 1 or dim % channels or dim < channels:
+        raise UsageError(f"map_channels={channels} does not divide the feature size {dim}; "
+                         f"a map input needs dim = channels * bins")
+    return dim // channels
+
+
+def unflatten_map(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """x: (B, T, C * F), C-major per frame -> (B, C, F, T)."""
+    b, t, d = x.shape
+    return x.view(b, t, channels, d // channels).permute(0, 2, 3, 1)
+
+
+def channel_linear(lin: nn.Linear | None, e: torch.Tensor) -> torch.Tensor:
+    """Apply `lin` to the channel axis of e: (B, C, F, T) -> (B, C', F, T); no-op when lin is None."""
+    return e if lin is None else lin(e.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 def _node_bn(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
@@ -110,16 +143,40 @@ class Branch(nn.Module):
         return s1 + s2, t1 + t2, m1 + m2
 
 
-class AASIST(nn.Module):
-    """(B, T, D) SSL features -> embedding (B, 5 * gat_dim)."""
+def AASIST(dim: int, proj_dim: int = 128, gat_dim: int = 32, dropout: float = 0.1, *,
+           size: str = "small", map_channels: int | None = None) -> nn.Module:
+    """The AASIST back-end, `embed(x: (B, T, dim)) -> (B, embed_dim)`.
 
-    def __init__(self, dim: int, proj_dim: int = 128, gat_dim: int = 32, dropout: float = 0.1):
+    size: "small" (AASISTSmall, embed_dim 5 * gat_dim) | "full" (AASISTFull, the SSL-AASIST of
+    Tak et al. 2022, embed_dim 160; uses proj_dim, ignores gat_dim and dropout for the reference's).
+    map_channels: None for SSL features; C when x is an encoded map (B, T, C * F), C-major per frame.
+    """
+    if size == "small":
+        return AASISTSmall(dim, proj_dim, gat_dim, dropout, map_channels=map_channels)
+    if size == "full":
+        from .aasist_full import AASISTFull  # imported here: aasist_full imports this module
+
+        return AASISTFull(dim, proj_dim, map_channels=map_channels)
+    raise UsageError(f"unknown AASIST size {size!r}; allowed: {', '.join(SIZES)}")
+
+
+class AASISTSmall(nn.Module):
+    """(B, T, D) SSL features -> embedding (B, 5 * gat_dim); or (B, T, C * F) encoded maps with map_channels=C."""
+
+    def __init__(self, dim: int, proj_dim: int = 128, gat_dim: int = 32, dropout: float = 0.1,
+                 map_channels: int | None = None):
         super().__init__()
         c = gat_dim
-        self.proj = nn.Linear(dim, proj_dim)
-        self.first = nn.Sequential(nn.MaxPool2d((3, 3), ceil_mode=True), nn.BatchNorm2d(1), nn.SELU())
-        self.encoder = nn.Sequential(ResBlock(1, c, False), ResBlock(c, c, True), ResBlock(c, c, False), ResBlock(c, c, True))
-        n_freq = -(-proj_dim // 3)
+        self.map_channels = map_channels
+        if map_channels is None:
+            self.proj = nn.Linear(dim, proj_dim)
+            self.first = nn.Sequential(nn.MaxPool2d((3, 3), ceil_mode=True), nn.BatchNorm2d(1), nn.SELU())
+            self.encoder = nn.Sequential(ResBlock(1, c, False), ResBlock(c, c, True), ResBlock(c, c, False),
+                                         ResBlock(c, c, True))
+            n_freq = -(-proj_dim // 3)
+        else:  # the map is already encoded; only its channels may need matching to the graph width
+            n_freq = map_bins(dim, map_channels)
+            self.map_proj = nn.Linear(map_channels, c) if map_channels != c else None
         self.pos_s = nn.Parameter(torch.zeros(1, n_freq, c))
         self.gat_s, self.gat_t = GraphAttention(c, c), GraphAttention(c, c)
         self.pool_s, self.pool_t = GraphPool(c, 0.5), GraphPool(c, 0.5)
@@ -130,8 +187,11 @@ class AASIST(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D) -> (B, 5 * gat_dim)."""
-        x = self.first(self.proj(x).transpose(1, 2).unsqueeze(1))  # (B, 1, F, T/3)
-        e = self.encoder(x)                                        # (B, C, F, T')
+        if self.map_channels is None:
+            x = self.first(self.proj(x).transpose(1, 2).unsqueeze(1))  # (B, 1, F, T/3)
+            e = self.encoder(x)                                        # (B, C, F, T')
+        else:
+            e = channel_linear(self.map_proj, unflatten_map(x, self.map_channels))  # (B, C, F, T)
         s = e.abs().amax(dim=3).transpose(1, 2) + self.pos_s       # spectral nodes (B, F, C)
         t = e.abs().amax(dim=2).transpose(1, 2)                    # temporal nodes (B, T', C)
         s, t = self.pool_s(self.gat_s(s)), self.pool_t(self.gat_t(t))

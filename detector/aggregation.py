@@ -1,24 +1,39 @@
 """Layer aggregators: (B, L, T, D) hidden states -> (B, T, D) features and (B, L) layer weights.
 
-Every aggregator returns its weights (rows sum to 1) so they can be logged and inspected.
+Every aggregator returns its weights (rows sum to 1) so they can be logged and inspected. The two
+that mix layers (attn, weighted) first normalise every layer's frame vectors (LayerNorm over D, no
+affine): hidden-state norms grow by orders of magnitude through an SSL encoder, and without this the
+deepest layers would dominate any sum by their norm alone, whatever the learned weights say.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from manifests.errors import UsageError
 
 
+def normalize_layers(h: torch.Tensor) -> torch.Tensor:
+    """(B, L, T, D) -> the same with every frame vector of every layer at zero mean, unit variance over D."""
+    return F.layer_norm(h, h.shape[-1:])
+
+
 class AttnAggregator(nn.Module):
-    """The paper's: global-average-pool each layer over time -> (B, L, D); a 1-D conv across the
-    layer axis (D channels in, 1 out) -> (B, L) scores; softmax over layers; weighted sum."""
+    """The paper's: normalise each layer, global-average-pool it over time -> (B, L, D); a 1-D conv
+    along the LAYER axis -> (B, L) scores; softmax over layers; weighted sum of the normalised layers.
+
+    What the conv sees: the sequence of L layer vectors of one clip, each a D-channel input (its
+    time-averaged features), so layer l's score depends on layers l-1, l, l+1 (kernel 3, zero-padded at
+    both ends). What it does not see: time (pooled away before it) and other clips. The weights are
+    therefore per clip, not global."""
 
     def __init__(self, num_layers: int, dim: int, kernel: int = 3):
         super().__init__()
         self.conv = nn.Conv1d(dim, 1, kernel, padding=kernel // 2)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = normalize_layers(h)
         pooled = h.mean(dim=2)                                 # (B, L, D)
         scores = self.conv(pooled.transpose(1, 2)).squeeze(1)  # (B, L)
         w = scores.softmax(dim=-1)
@@ -26,7 +41,7 @@ class AttnAggregator(nn.Module):
 
 
 class WeightedAggregator(nn.Module):
-    """One learned logit per layer, softmax-normalised (s3prl Featurizer)."""
+    """One learned logit per layer, softmax-normalised (s3prl Featurizer), over the normalised layers."""
 
     def __init__(self, num_layers: int, dim: int):
         super().__init__()
@@ -34,11 +49,11 @@ class WeightedAggregator(nn.Module):
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         w = self.logits.softmax(dim=0)
-        return torch.einsum("l,bltd->btd", w, h), w.expand(h.shape[0], -1)
+        return torch.einsum("l,bltd->btd", w, normalize_layers(h)), w.expand(h.shape[0], -1)
 
 
 class LastAggregator(nn.Module):
-    """The final layer only (weights one-hot on it)."""
+    """The final layer only, as it comes (weights one-hot on it): the baseline of the paper."""
 
     def __init__(self, num_layers: int, dim: int):
         super().__init__()

@@ -21,12 +21,23 @@ class LinearBackend(nn.Module):
         return self.mlp(torch.cat([x.mean(1), x.std(1, unbiased=False)], dim=-1))
 
 
-def build_backend(name: str, dim: int, cfg) -> nn.Module:
-    """`aasist` | `linear`, sized from the ModelConfig `cfg`."""
+def aasist_size(cfg) -> str:
+    """The AASIST size a ModelConfig asks for: 'auto' is the paper's full size on a pretrained SSL front-end
+    (xlsr, hf:...), the small one on the CPU front-ends."""
+    if cfg.aasist_size != "auto":
+        return cfg.aasist_size
+    pretrained_ssl = cfg.frontend == "xlsr" or cfg.frontend.startswith("hf:")
+    return "full" if pretrained_ssl else "small"
+
+
+def build_backend(name: str, dim: int, cfg, map_channels: int | None = None) -> nn.Module:
+    """`aasist` | `linear`, sized from the ModelConfig `cfg`; `map_channels`: the front-end already made an
+    encoded spectro-temporal map (see aasist.py)."""
     if name == "linear":
         return LinearBackend(dim, embed_dim=cfg.embed_dim, dropout=cfg.dropout)
     if name == "aasist":
         from .aasist import AASIST
 
-        return AASIST(dim, proj_dim=cfg.proj_dim, gat_dim=cfg.gat_dim, dropout=cfg.dropout)
+        return AASIST(dim, proj_dim=cfg.proj_dim, gat_dim=cfg.gat_dim, dropout=cfg.dropout, size=aasist_size(cfg),
+                      map_channels=map_channels)
     raise UsageError(f"unknown back-end {name!r}; allowed: aasist, linear")

@@ -18,6 +18,7 @@ from .config import RunConfig, load_yaml
 # CLI option -> (config section, field); None values (option not given) leave the config as is.
 _OPTIONS = {
     "frontend": ("model", "frontend"), "aggregation": ("model", "aggregation"), "backend": ("model", "backend"),
+    "aasist_size": ("model", "aasist_size"),
     "finetune": ("model", "finetune"), "tiny_hidden": ("model", "tiny_hidden"), "tiny_layers": ("model", "tiny_layers"),
     "loss": ("train", "loss"), "alpha": ("train", "alpha"), "beta": ("train", "beta"), "gamma": ("train", "gamma"),
     "margin": ("train", "margin"), "lr": ("train", "lr"), "lr_halve_every": ("train", "lr_halve_every"),
@@ -30,7 +31,8 @@ _OPTIONS = {
 }
 
 
-def build_config(config_file: str | None, bonafide_methods: str | None, **opts) -> RunConfig:
+def build_config(config_file: str | None, bonafide_methods: str | None, holdout_attacks: str | None = None,
+                 **opts) -> RunConfig:
     """Defaults < --config YAML < explicit options."""
     cfg = load_yaml(config_file) if config_file else RunConfig()
     for name, value in opts.items():
@@ -39,6 +41,8 @@ def build_config(config_file: str | None, bonafide_methods: str | None, **opts) 
             cfg = cfg.replace(section, **{field: value})
     if bonafide_methods is not None:
         cfg = cfg.replace("data", bonafide_methods=tuple(m for m in bonafide_methods.split(",") if m))
+    if holdout_attacks is not None:
+        cfg = cfg.replace("data", holdout_attacks=tuple(a for a in holdout_attacks.split(",") if a))
     return cfg
 
 
@@ -55,6 +59,8 @@ def main() -> None:
 @click.option("--frontend", help="xlsr | tiny | hf:<hub-id-or-folder>  [xlsr]")
 @click.option("--aggregation", type=click.Choice(["attn", "weighted", "last"]), help="Layer aggregation [attn].")
 @click.option("--backend", type=click.Choice(["aasist", "linear"]), help="Back-end [aasist].")
+@click.option("--aasist-size", type=click.Choice(["auto", "small", "full"]),
+              help="AASIST size: full = the paper's SSL-AASIST, small = CPU-sized [auto: full for xlsr/hf:, else small].")
 @click.option("--finetune/--freeze", default=None, help="Train the pretrained front-end too [freeze].")
 @click.option("--tiny-hidden", type=int, help="tiny front-end hidden size [32].")
 @click.option("--tiny-layers", type=int, help="tiny front-end layers [2].")
@@ -79,6 +85,8 @@ def main() -> None:
                    "[0.5 with corpus spoofs, 1.0 without].")
 @click.option("--dev-fraction", type=float, help="Speaker share for dev when the manifest has no split [0.2].")
 @click.option("--bonafide-methods", help="Comma list of reconstruction methods labelled bona fide [none].")
+@click.option("--holdout-attacks", help="Comma list of corpus attacks left out of train and dev (with their "
+                                        "reconstructions), to evaluate on as unseen attacks [none].")
 @click.option("--augment/--no-augment", default=None, help="Noise + RIR augmentation [on].")
 @click.option("--noise-dir", type=click.Path(exists=True), help="Noise/music audio folder [synthetic].")
 @click.option("--rir-dir", type=click.Path(exists=True), help="Room impulse response folder [synthetic].")
@@ -86,11 +94,11 @@ def main() -> None:
 @click.option("--num-workers", type=int, help="DataLoader workers [0].")
 @click.option("--fresh", is_flag=True, help="Ignore OUT/last and start over.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def train(manifests_, out, config_file, bonafide_methods, fresh, no_progress, **opts) -> None:
+def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh, no_progress, **opts) -> None:
     """Train a detector on one or more manifests (status=ok rows; splits from the `split` column)."""
     from .train import train as run
 
-    cfg = build_config(config_file, bonafide_methods, **opts)
+    cfg = build_config(config_file, bonafide_methods, holdout_attacks, **opts)
     summary = run(list(manifests_), out, cfg, resume=not fresh, progress=not no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"checkpoint {summary['out']}: dev EER {100 * summary['dev_eer']:.3f}%, dev loss {summary['dev_loss']:.4f} "
@@ -149,8 +157,9 @@ def inspect(ckpt, as_json) -> None:
         click.echo(json.dumps(r, indent=2))
         return
     m = r["config"]["model"]
-    click.echo(f"front-end {m['frontend']}  aggregation {m['aggregation']}  back-end {m['backend']}  "
-               f"loss {r['config']['train']['loss']}")
+    click.echo(f"front-end {m['frontend']}  aggregation {m['aggregation']}  back-end {m['backend']}"
+               f"{' (' + r['aasist_size'] + ')' if m['backend'] == 'aasist' else ''}  loss {r['config']['train']['loss']}")
+    click.echo("parameters: " + "  ".join(f"{k} {n:,}" for k, n in r["parameters"].items()))
     click.echo(f"threshold {r['threshold']}  dev EER {r['dev_eer']}  averaged epochs {r['averaged_epochs']}")
     for name, weights in (("layer weights (mean over dev)", r["layer_weights_dev_mean"]),
                           ("layer weights (learned softmax)", r["layer_weights_learned"])):

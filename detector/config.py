@@ -21,6 +21,8 @@ class DataConfig:
                                           # None: 0.5 when there are other spoofs (corpus attacks), else 1.0
     bonafide_methods: tuple[str, ...] = ()  # reconstruction methods relabelled bona fide (default: all spoof)
     dev_fraction: float = 0.2             # share of speakers held out for dev when the manifest has no split
+    holdout_attacks: tuple[str, ...] = () # attacks held out of training: their spoofs and the reconstructions of
+                                          # those are dropped from the train and dev splits (evaluate on them)
     augment: bool = True                  # additive noise + RIR on training crops
     noise_dir: str | None = None          # folder of noise/music audio; synthetic noise when None
     rir_dir: str | None = None            # folder of room impulse responses; synthetic RIRs when None
@@ -35,6 +37,7 @@ class ModelConfig:
     frontend: str = "xlsr"                # xlsr | tiny | hf:<hub-id-or-folder>
     aggregation: str = "attn"             # attn | weighted | last
     backend: str = "aasist"               # aasist | linear
+    aasist_size: str = "auto"             # full (the paper's SSL-AASIST) | small (CPU) | auto: full for xlsr/hf:, else small
     finetune: bool = False                # train the pretrained front-end too (tiny is always trained)
     tiny_hidden: int = 32                 # tiny front-end: hidden size
     tiny_layers: int = 2                  # tiny front-end: transformer layers

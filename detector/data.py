@@ -115,6 +115,31 @@ def assign_splits(clips: Sequence[Clip], dev_fraction: float = 0.2) -> list[Clip
     return out
 
 
+def check_attacks(clips: Sequence[Clip], attacks: Sequence[str]) -> None:
+    """UsageError naming the first of `attacks` that no corpus spoof in `clips` has."""
+    present = {c.attack for c in clips if c.label == SPOOF and c.kind != "reconstruction"}
+    unknown = [a for a in attacks if a not in present]
+    if unknown:
+        raise UsageError(f"held-out attack {unknown[0]!r} is not in the training manifests; their corpus attacks: "
+                         f"{', '.join(sorted(present)) or 'none'}")
+
+
+def hold_out(clips: Sequence[Clip], attacks: Sequence[str]) -> tuple[list[Clip], int]:
+    """(clips without the held-out `attacks`, how many were dropped): a clip is held out when its attack
+    or its source's attack is listed (reconstructions of held-out spoofs go with them).
+
+    Raises UsageError for an attack that no clip has, or when nothing spoofed would be left."""
+    if not attacks:
+        return list(clips), 0
+    check_attacks(clips, attacks)
+    held = set(attacks)
+    origin = {c.utt_id: c.attack for c in clips if c.kind != "reconstruction"}
+    kept = [c for c in clips if c.attack not in held and origin.get(c.source_id) not in held]
+    if not any(c.label == SPOOF for c in kept):
+        raise UsageError(f"holding out {', '.join(attacks)} leaves no spoof to train on; hold out fewer attacks")
+    return kept, len(clips) - len(kept)
+
+
 def fix_length(wav: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
     """(T,) -> (length,): repeat-pad a short clip, or take the window starting at `offset`."""
     if wav.shape[0] < length:

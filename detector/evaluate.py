@@ -67,9 +67,11 @@ def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> 
 
 def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike | None = None,
              bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True,
-             split: str | None = None) -> dict:
+             split: str | None = None, held_out: Sequence[str] = ()) -> dict:
     """Score every ok clip of `manifest` (of one `split` if given: reconstructions follow their source);
-    returns metrics (fractions) and writes scores.tsv, det.png, hist.png."""
+    returns metrics (fractions) and writes scores.tsv, det.png, hist.png. With `held_out` attacks (those
+    left out of training), report['held_out_eer'] and report['seen_eer'] are the EERs of all bona fide
+    clips against the spoofs of those attacks and of every other attack (None where there are none)."""
     model, cfg, meta = checkpoint.load(ckpt)
     methods = cfg.data.bonafide_methods if bonafide_methods is None else tuple(bonafide_methods)
     clips = load_clips([manifest], methods, require_both=split is None)
@@ -93,6 +95,10 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
         "per_method": grouped_eer(scores[ok], labels[ok], np.array([c.method or "original" for c in clips])[ok]),
         "per_model": grouped_eer(scores[ok], labels[ok], np.array([c.model or "original" for c in clips])[ok]),
     }
+    held = np.isin(np.array([c.attack for c in clips]), list(held_out)) if held_out else np.zeros(len(clips), bool)
+    for key, sel in (("held_out_eer", held), ("seen_eer", ~held)):
+        sel = ok & (labels != BONAFIDE) & sel
+        report[key] = eer(bona, scores[sel])[0] if sel.any() else None
     out = Path(out) if out else Path(ckpt) / "eval" / posixpath.splitext(storage.name(manifest))[0]
     rows = [(c.utt_id, None if not np.isfinite(s) else float(s), "bonafide" if c.label == BONAFIDE else "spoof",
              c.attack, c.method or "-", c.model or "-", errors.get(i, "")) for i, (c, s) in enumerate(zip(clips, scores))]
@@ -133,9 +139,16 @@ def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.Path
 
 def inspect(ckpt: str | os.PathLike) -> dict:
     """Config, threshold, dev EER and learned layer weights of a checkpoint."""
+    from .backends import aasist_size
+
     model, cfg, meta = checkpoint.load(ckpt)
     agg = model.aggregator
     learned = agg.logits.softmax(0).tolist() if hasattr(agg, "logits") else None
-    return {"config": cfg.to_dict(), "threshold": meta.get("threshold"), "dev_eer": meta.get("dev_eer"),
+    parts = {name: sum(p.numel() for p in getattr(model, name).parameters())
+             for name in ("frontend", "aggregator", "backend", "head")}
+    parts = {**parts, "total": sum(parts.values()),
+             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    return {"config": cfg.to_dict(), "parameters": parts, "aasist_size": aasist_size(cfg.model),
+            "threshold": meta.get("threshold"), "dev_eer": meta.get("dev_eer"),
             "averaged_epochs": meta.get("averaged_epochs"), "manifests": meta.get("manifests", {}),
             "layer_weights_dev_mean": meta.get("layer_weights"), "layer_weights_learned": learned}

@@ -2,8 +2,8 @@
 -> results.parquet, results.md (the paper's table shape) and results.png.
 
 Layout of OUT: manifests/ (imported corpora), corpora/ (filtered corpora handed to `reconstruct`),
-recon/<name>/ (reconstruct runs), runs/<variant>/seed<S>/ (detector runs, final/ = finished),
-runs/<variant>/seed<S>/eval/<set>/ (scores, plots, result.json).
+recon/<name>/ (reconstruct runs), runs/<variant>[/<fold>]/seed<S>/ (detector runs, final/ = finished; <fold>
+= the held-out attacks when the study holds some out), .../eval/<set>/ (scores, plots, result.json).
 
 `detector` never imports `reconstruct`: a reconstruction run to do is a `reconstruct run` subprocess,
 which resumes, so a re-run costs little. Training runs are skipped once OUT/runs/.../final exists.
@@ -116,8 +116,32 @@ def _this_run(r: xc.Recon, manifest: Path, corpus: str, out: Path) -> str:
     return str(dest)
 
 
-def run_dir(out: Path, variant: xc.Variant, seed: int) -> Path:
-    return out / "runs" / variant.slug / f"seed{seed}"
+def run_dir(out: Path, variant: xc.Variant, seed: int, fold: tuple[str, ...] = ()) -> Path:
+    folder = out / "runs" / variant.slug
+    return (folder / xc.fold_name(fold) if fold else folder) / f"seed{seed}"
+
+
+def check_folds(exp: xc.Experiment, manifest_sets: list[tuple[str, ...]], names_only: bool = False) -> None:
+    """Before any training: every held-out attack is in the training manifests, and (unless `names_only`)
+    every variant's training data (`manifest_sets`: train manifests + its reconstructions) keeps spoofs in
+    its train split."""
+    if not exp.held_out:
+        return
+    from .data import SPOOF, assign_splits, check_attacks, hold_out, load_clips
+
+    for paths in dict.fromkeys(manifest_sets):
+        clips = assign_splits(load_clips(list(paths), require_both=False))
+        for fold in exp.folds:
+            try:
+                check_attacks(clips, fold)
+                if names_only:
+                    continue
+                kept, _ = hold_out(clips, fold)
+            except UsageError as e:
+                raise UsageError(f"holdout {xc.fold_name(fold)}: {first_line(e)}") from None
+            if not any(c.split == "train" and c.label == SPOOF for c in kept):
+                raise UsageError(f"holdout {xc.fold_name(fold)}: holding out {', '.join(fold)} leaves no spoof in "
+                                 f"the train split of {', '.join(paths)}; hold out fewer attacks")
 
 
 def is_finished(folder: Path) -> bool:
@@ -149,19 +173,24 @@ def run_one(task: dict) -> list[dict]:
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     meta = json.loads((folder / "final" / "meta.json").read_text())
     rows = []
+    held_out = task.get("held_out", [])
+    pct = lambda v: None if v is None else 100 * v  # noqa: E731
     for name, manifest, split in task["evals"]:
         cache = folder / "eval" / name / "result.json"
-        key = f"{manifest_hash(manifest)}:{split}:v2"
+        key = f"{manifest_hash(manifest)}:{split}:{','.join(held_out)}:v3"
         res = json.loads(cache.read_text()) if cache.is_file() else {}
         if res.get("key") != key:
-            r = evaluate(folder, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False, split=split)
-            res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"],
-                   "per_attack": {a: 100 * v for a, v in r["per_attack"].items()}}
+            r = evaluate(folder, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False,
+                         split=split, held_out=held_out)
+            res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"], "held_out_eer": r["held_out_eer"],
+                   "seen_eer": r["seen_eer"], "per_attack": {a: 100 * v for a, v in r["per_attack"].items()}}
             cache.write_text(json.dumps(res))
-        rows.append({"variant": task["variant"], "seed": task["seed"], "eval_set": name, "eer": 100 * res["eer"],
-                     "min_dcf": res["min_dcf"], "n_clips": res["n"], "dev_eer": 100 * meta["dev_eer"],
-                     "per_attack_eer": json.dumps(res["per_attack"], sort_keys=True),
-                     "train_seconds": info.get("train_seconds"), "trained_now": not skipped, "run_dir": str(folder)})
+        rows.append({"variant": task["variant"], "seed": task["seed"], "fold": task.get("fold", "all"),
+                     "eval_set": name, "eer": 100 * res["eer"], "held_out_eer": pct(res["held_out_eer"]),
+                     "seen_eer": pct(res["seen_eer"]), "min_dcf": res["min_dcf"], "n_clips": res["n"],
+                     "dev_eer": 100 * meta["dev_eer"], "per_attack_eer": json.dumps(res["per_attack"], sort_keys=True),
+                     "train_seconds": info.get("train_seconds"), "trained_now": not skipped,
+                     "run_dir": os.path.relpath(folder, task.get("out", folder.parent))})
     return rows
 
 
@@ -170,7 +199,8 @@ def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
         rows = []
         for i, t in enumerate(tasks, 1):
             state = "done, evaluating" if is_finished(Path(t["run_dir"])) else "training"
-            click.echo(f"[{i}/{len(tasks)}] {t['variant']} seed {t['seed']}: {state}", err=True)
+            fold = f" without {t['fold']}" if t.get("held_out") else ""
+            click.echo(f"[{i}/{len(tasks)}] {t['variant']}{fold} seed {t['seed']}: {state}", err=True)
             rows += run_one(t)
         return rows
     import ray
@@ -196,13 +226,16 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     train_manifests = [source_manifest(t, out) for t in exp.train]
+    check_folds(exp, [tuple(train_manifests)], names_only=True)  # before reconstruction runs: a misnamed attack
     evals = [(e.name, source_manifest(e, out), e.split) for e in exp.evals]
     needed = {r for v in exp.variants for r in v.reconstructions}
     recon = {r.name: reconstruction_manifest(r, out, ray_address) for r in exp.reconstructions if r.name in needed}
-    tasks = [{"run_dir": str(run_dir(out, v, s)), "variant": v.name, "seed": s, "batch_size": exp.eval_batch_size, "threads": exp.threads,
+    check_folds(exp, [tuple(train_manifests + [recon[r] for r in v.reconstructions]) for v in exp.variants])
+    tasks = [{"run_dir": str(run_dir(out, v, s, fold)), "out": str(out), "variant": v.name, "seed": s, "fold": xc.fold_name(fold),
+              "held_out": list(fold), "batch_size": exp.eval_batch_size, "threads": exp.threads,
               "manifests": train_manifests + [recon[r] for r in v.reconstructions],
-              "config": v.run.replace("train", seed=s).to_dict(), "evals": evals}
-             for v in exp.variants for s in exp.seeds]
+              "config": v.run.replace("train", seed=s).replace("data", holdout_attacks=fold).to_dict(), "evals": evals}
+             for fold in exp.folds for v in exp.variants for s in exp.seeds]
     try:
         rows = _execute(tasks, ray_address)
     except UsageError as e:
@@ -216,20 +249,33 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     return {"rows": len(rows), "trained": trained, "runs": len(tasks), "files": files, "seconds": seconds}
 
 
+def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set {pair!r}: expected NAME=VALUE")
+        out[name] = value
+    return out
+
+
 @click.command()
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False), help="Experiment YAML.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [the config's `out`].")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Set a variable of the config's `vars:` (e.g. a corpus location); repeatable. "
+                   "An environment variable of the same name works too; --set wins.")
 @click.option("--ray-address", help="Train variants as Ray tasks on this cluster ('auto', 'ray://HOST:10001'); "
                                     "one GPU per task when the cluster has GPUs. Default: sequential, in-process.")
-def experiment(config_file: str, out: str | None, ray_address: str | None) -> None:
+def experiment(config_file: str, out: str | None, sets: tuple[str, ...], ray_address: str | None) -> None:
     """Train every variant x seed of an experiment YAML, evaluate each on every eval set, write the table.
 
     Re-running skips finished runs (OUT/runs/<variant>/seed<S>/final) and cached evaluations.
     Writes OUT/results.parquet (EER in %), OUT/results.md, OUT/results.png; appends to OUT/invocations.jsonl.
     """
-    exp = xc.load(config_file)
+    exp = xc.load(config_file, _overrides(sets))
     command = f"detector experiment --config {config_file}" + (f" --out {out}" if out else "") + \
-        (f" --ray-address {ray_address}" if ray_address else "")
+        "".join(f" --set {s}" for s in sets) + (f" --ray-address {ray_address}" if ray_address else "")
     if not (out or exp.out):
         raise UsageError("no output folder: pass --out or set `out` in the config")
     r = run_experiment(exp, out or exp.out, ray_address, command)

@@ -1,9 +1,13 @@
 """`detector experiment` config: YAML -> frozen dataclasses, every unknown or missing key named in one line.
 
 Relative paths in the YAML resolve against the YAML file's folder, so a config and its data can move together.
+Path values may use variables, `${NAME}`: declared with a default under `vars:`, overridden by an environment
+variable of the same name, and that by `detector experiment --set NAME=VALUE` (a relative path given on the
+command line or in the environment resolves against the current directory; a default, against the YAML's folder).
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +75,51 @@ class Experiment:
     eval_batch_size: int = 16             # clips per scoring batch
     threads: int | None = None            # torch CPU threads per run (1 on a shared CPU: OpenMP spin-waits
                                           # under contention made 2 threads ~15x slower); None = torch's default
+    folds: tuple[tuple[str, ...], ...] = ((),)  # attacks held out of training, one tuple per fold; ((),) = none
+
+    @property
+    def held_out(self) -> bool:
+        return self.folds != ((),)
 
 
-TOP = {"name", "train", "reconstructions", "defaults", "variants", "seeds", "eval", "out", "eval_batch_size", "threads"}
+def fold_name(attacks: tuple[str, ...]) -> str:
+    """Column/folder name of a fold: its held-out attacks joined with '+', 'all' when none."""
+    return "+".join(attacks) or "all"
+
+
+TOP = {"name", "train", "reconstructions", "defaults", "variants", "seeds", "eval", "out", "eval_batch_size", "threads",
+       "holdout", "vars"}
+VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Vars:
+    """`${NAME}` in path values: --set NAME=VALUE > environment variable NAME > the YAML's `vars:` default."""
+
+    def __init__(self, defaults: dict, overrides: dict[str, str], base: Path, where: str):
+        self.defaults, self.overrides, self.base = defaults, overrides, base
+        for k, v in defaults.items():
+            if not isinstance(v, (str, int, float)) or not VAR.fullmatch("${" + str(k) + "}"):
+                raise UsageError(f"{where}.vars.{k}: expected NAME: value (letters, digits, _), got {v!r}")
+        unknown = sorted(set(overrides) - set(defaults))
+        if unknown:
+            raise UsageError(f"--set {unknown[0]}: no such variable in {where}; declared: "
+                             f"{', '.join(sorted(defaults)) or 'none'}")
+
+    def expand(self, value: str, where: str) -> tuple[str, Path]:
+        """(value with variables substituted, the folder a relative result resolves against)."""
+        base = self.base
+
+        def sub(m: re.Match) -> str:
+            nonlocal base
+            name = m.group(1)
+            if name in self.overrides or name in os.environ:
+                base = Path.cwd()
+                return self.overrides.get(name, os.environ.get(name, ""))
+            if name not in self.defaults:
+                raise UsageError(f"{where}: unknown variable ${{{name}}}; declare it under `vars:`")
+            return str(self.defaults[name])
+
+        return VAR.sub(sub, value), base
 
 
 def _keys(d: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
@@ -88,31 +134,32 @@ def _keys(d: Any, where: str, allowed: set[str], required: set[str] = frozenset(
     return d
 
 
-def _path(value: Any, base: Path, where: str) -> str | None:
+def _path(value: Any, ctx: Vars, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
         raise UsageError(f"{where}: expected a path string, got {value!r}")
-    if value == "demo":
+    value, base = ctx.expand(value, where)
+    if value == "demo" or "://" in value:
         return value
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def _source(name: str, d: Any, base: Path, where: str) -> Source:
+def _source(name: str, d: Any, ctx: Vars, where: str) -> Source:
     d = _keys(d, where, {"manifest", "corpus", "audio_dir", "split"})
     if (d.get("manifest") is None) == (d.get("corpus") is None):
         raise UsageError(f"{where}: give exactly one of 'manifest' or 'corpus'")
     if d.get("split") not in (None, "train", "dev", "eval"):
         raise UsageError(f"{where}.split: {d['split']!r} is not one of train, dev, eval")
-    return Source(name, _path(d.get("manifest"), base, where + ".manifest"), _path(d.get("corpus"), base, where + ".corpus"),
-                  _path(d.get("audio_dir"), base, where + ".audio_dir"), d.get("split"))
+    return Source(name, _path(d.get("manifest"), ctx, where + ".manifest"), _path(d.get("corpus"), ctx, where + ".corpus"),
+                  _path(d.get("audio_dir"), ctx, where + ".audio_dir"), d.get("split"))
 
 
 RECON_KEYS = {"manifest", "corpus", "audio_dir", "select", "method", "model", "params", "checkpoint", "out", "seed", "limit"}
 
 
-def _recon(name: str, d: Any, base: Path, where: str) -> Recon:
+def _recon(name: str, d: Any, ctx: Vars, where: str) -> Recon:
     d = _keys(d, where, RECON_KEYS)
     if (d.get("manifest") is None) == (d.get("corpus") is None):
         raise UsageError(f"{where}: give 'manifest' (existing reconstructions) or 'corpus' + 'model' (a run to do)")
@@ -123,11 +170,11 @@ def _recon(name: str, d: Any, base: Path, where: str) -> Recon:
     for key in ("seed", "limit"):
         if d.get(key) is not None and not isinstance(d[key], int):
             raise UsageError(f"{where}.{key}: expected an integer, got {d[key]!r}")
-    return Recon(name, _path(d.get("manifest"), base, where + ".manifest"), _path(d.get("corpus"), base, where + ".corpus"),
-                 _path(d.get("audio_dir"), base, where + ".audio_dir"),
+    return Recon(name, _path(d.get("manifest"), ctx, where + ".manifest"), _path(d.get("corpus"), ctx, where + ".corpus"),
+                 _path(d.get("audio_dir"), ctx, where + ".audio_dir"),
                  tuple((k, tuple(map(str, v if isinstance(v, list) else [v]))) for k, v in select.items()),
-                 d.get("method"), d.get("model"), tuple(params.items()), _path(d.get("checkpoint"), base, where + ".checkpoint"),
-                 _path(d.get("out"), base, where + ".out"), d.get("seed") or 0, d.get("limit"))
+                 d.get("method"), d.get("model"), tuple(params.items()), _path(d.get("checkpoint"), ctx, where + ".checkpoint"),
+                 _path(d.get("out"), ctx, where + ".out"), d.get("seed") or 0, d.get("limit"))
 
 
 def _merge(defaults: dict, variant: dict) -> dict:
@@ -149,12 +196,29 @@ def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) ->
     return Variant(name, tuple(used), run)
 
 
-def parse(d: Any, base: Path, where: str = "config") -> Experiment:
-    """Validate a loaded YAML mapping into an Experiment (paths resolved against `base`)."""
+def _folds(d: Any, where: str) -> tuple[tuple[str, ...], ...]:
+    """`holdout: {attacks: [a, b]}` (one training without a and b) or `holdout: {each: [a, b, c]}`
+    (leave-one-attack-out: one training per listed attack, without it)."""
+    if d is None:
+        return ((),)
+    d = _keys(d, where, {"attacks", "each"})
+    if len(d) != 1:
+        raise UsageError(f"{where}: give exactly one of 'attacks' (one fold) or 'each' (a fold per attack)")
+    (key, attacks), = d.items()
+    if not isinstance(attacks, list) or not attacks or not all(isinstance(a, str) and a for a in attacks):
+        raise UsageError(f"{where}.{key}: expected a non-empty list of attack names, got {attacks!r}")
+    return (tuple(attacks),) if key == "attacks" else tuple((a,) for a in dict.fromkeys(attacks))
+
+
+def parse(d: Any, base: Path, where: str = "config", overrides: dict[str, str] | None = None) -> Experiment:
+    """Validate a loaded YAML mapping into an Experiment (paths resolved against `base`; `overrides` are
+    --set NAME=VALUE variables)."""
     d = _keys(d, where, TOP, {"train", "variants", "eval"})
+    ctx = Vars(_keys(d.get("vars") or {}, f"{where}.vars", set(map(str, d.get("vars") or {}))),
+               overrides or {}, base, where)
     defaults = _keys(d.get("defaults") or {}, f"{where}.defaults", set(SECTIONS))
     recons = _keys(d.get("reconstructions") or {}, f"{where}.reconstructions", set(map(str, d.get("reconstructions") or {})))
-    recon = tuple(_recon(str(n), v, base, f"{where}.reconstructions.{n}") for n, v in recons.items())
+    recon = tuple(_recon(str(n), v, ctx, f"{where}.reconstructions.{n}") for n, v in recons.items())
     variants = _keys(d["variants"], f"{where}.variants", set(map(str, d["variants"] or {})))
     if not variants:
         raise UsageError(f"{where}.variants: define at least one variant")
@@ -176,16 +240,17 @@ def parse(d: Any, base: Path, where: str = "config") -> Experiment:
     train = d["train"] if isinstance(d["train"], list) else [d["train"]]
     if not train:
         raise UsageError(f"{where}.train: give a corpus/manifest mapping or a list of them")
-    train = tuple(_source("train" if len(train) == 1 else f"train-{i}", t, base, f"{where}.train" + (f"[{i}]" if len(train) > 1 else ""))
+    train = tuple(_source("train" if len(train) == 1 else f"train-{i}", t, ctx, f"{where}.train" + (f"[{i}]" if len(train) > 1 else ""))
                   for i, t in enumerate(train))
     return Experiment(str(d.get("name") or "experiment"), train, recon,
                       var, tuple(dict.fromkeys(seeds)),
-                      tuple(_source(str(n), v, base, f"{where}.eval.{n}") for n, v in evals.items()),
-                      _path(d.get("out"), base, f"{where}.out"), int(d.get("eval_batch_size") or 16), threads)
+                      tuple(_source(str(n), v, ctx, f"{where}.eval.{n}") for n, v in evals.items()),
+                      _path(d.get("out"), ctx, f"{where}.out"), int(d.get("eval_batch_size") or 16), threads,
+                      _folds(d.get("holdout"), f"{where}.holdout"))
 
 
-def load(path: str | Path) -> Experiment:
-    """An Experiment from a YAML file (yaml.safe_load)."""
+def load(path: str | Path, overrides: dict[str, str] | None = None) -> Experiment:
+    """An Experiment from a YAML file (yaml.safe_load); `overrides`: --set NAME=VALUE variables."""
     import yaml
 
     path = Path(path)
@@ -196,4 +261,4 @@ def load(path: str | Path) -> Experiment:
         raise UsageError(f"--config {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise UsageError(f"--config {path}: not valid YAML ({first_line(e)})") from None
-    return parse(d, path.resolve().parent, path.name)
+    return parse(d, path.resolve().parent, path.name, overrides)

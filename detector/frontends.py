@@ -1,8 +1,15 @@
-"""SSL front-ends: every one maps wav (B, T) at 16 kHz to all hidden layers (B, L, T', D).
+"""Front-ends: every one maps wav (B, T) at 16 kHz to all its layers (B, L, T', D).
 
-`xlsr`  facebook/wav2vec2-xls-r-300m through transformers' Wav2Vec2Model;
+A front-end has `num_layers`, `dim`, `trainable` (are its weights trained), `pretrained` (are its weights
+loaded from a source, so a checkpoint need not copy them while they stay frozen) and optionally
+`map_channels` (its frames are flattened spectro-temporal maps, see aasist.py).
+
+`xlsr`  facebook/wav2vec2-xls-r-300m through transformers' Wav2Vec2Model (the paper's; frozen unless --finetune);
 `hf:X`  any wav2vec2 / HuBERT / WavLM checkpoint (hub id or folder) through AutoModel;
-`tiny`  a small randomly initialised Wav2Vec2Model (tests, benchmarks, CPU experiments).
+`ge2e`  the frozen pretrained GE2E speaker encoder of resemblyzer, 3 LSTM layers (frontend_ge2e.py; CPU-sized);
+`lfcc`  LFCC features, the ASVspoof baseline front-end (frontend_lfcc.py; no weights);
+`sinc`  the sinc filterbank + residual encoder of the original AASIST, trained from scratch (frontend_sinc.py);
+`tiny`  a small randomly initialised Wav2Vec2Model, trained from scratch (tests, benchmarks).
 Weights resolve as: a local folder > the model store HARDSPOOF_MODELS/<name> > the hub when online.
 Remote code is never trusted.
 """
@@ -17,6 +24,7 @@ from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir
 
 XLSR_ID = "facebook/wav2vec2-xls-r-300m"
+CPU_FRONTENDS = ("ge2e", "lfcc", "sinc", "tiny")
 
 
 def resolve_weights(source: str) -> str:
@@ -34,7 +42,8 @@ def resolve_weights(source: str) -> str:
         raise UsageError(
             f"front-end weights {source} are not available offline (looked in {store_dir() / name}); on an online "
             f"machine run `huggingface-cli download {source} --local-dir {store_dir() / name}` "
-            f"(or set HARDSPOOF_MODELS), or pass --frontend hf:/path/to/folder")
+            f"(or set HARDSPOOF_MODELS), pass --frontend hf:/path/to/folder, or train on a CPU front-end "
+            f"that needs no download: --frontend {'|'.join(CPU_FRONTENDS)}")
     return source
 
 
@@ -53,9 +62,9 @@ def tiny_config(hidden: int = 32, layers: int = 2):
 class SSLFrontend(nn.Module):
     """Wraps a transformers speech encoder; forward returns (B, L, T', D) with L = layers + 1 (CNN output)."""
 
-    def __init__(self, encoder: nn.Module, trainable: bool, normalize: bool):
+    def __init__(self, encoder: nn.Module, trainable: bool, normalize: bool, pretrained: bool = True):
         super().__init__()
-        self.encoder, self.trainable, self.normalize = encoder, trainable, normalize
+        self.encoder, self.trainable, self.normalize, self.pretrained = encoder, trainable, normalize, pretrained
         self.encoder.requires_grad_(trainable)
         cfg = encoder.config
         self.num_layers, self.dim = cfg.num_hidden_layers + 1, cfg.hidden_size
@@ -77,12 +86,25 @@ class SSLFrontend(nn.Module):
         return torch.stack(out.hidden_states[:-1] + (out.last_hidden_state,), dim=1)
 
 
-def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tiny_layers: int = 2) -> SSLFrontend:
-    """`tiny` | `xlsr` | `hf:<id-or-folder>` (a bare folder path works too) -> SSLFrontend."""
+def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tiny_layers: int = 2) -> nn.Module:
+    """`xlsr` | `hf:<id-or-folder>` (a bare folder path works too) | `ge2e` | `lfcc` | `sinc` | `tiny` -> a front-end."""
     if spec == "tiny":
         from transformers import Wav2Vec2Model
 
-        return SSLFrontend(Wav2Vec2Model(tiny_config(tiny_hidden, tiny_layers)), trainable=True, normalize=False)
+        return SSLFrontend(Wav2Vec2Model(tiny_config(tiny_hidden, tiny_layers)), trainable=True, normalize=False,
+                           pretrained=False)
+    if spec == "ge2e":
+        from .frontend_ge2e import GE2EFrontend
+
+        return GE2EFrontend()
+    if spec == "lfcc":
+        from .frontend_lfcc import LFCCFrontend
+
+        return LFCCFrontend()
+    if spec == "sinc":
+        from .frontend_sinc import SincFrontend
+
+        return SincFrontend()
     if spec == "xlsr":
         from transformers import Wav2Vec2Model
 
@@ -99,4 +121,4 @@ def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tin
         if not hasattr(model.config, "num_hidden_layers") or "feature_extractor" not in dict(model.named_children()):
             raise UsageError(f"front-end {spec} is a {type(model).__name__}; expected a wav2vec2/HuBERT/WavLM speech encoder")
         return SSLFrontend(model, finetune, normalize=True)
-    raise UsageError(f"unknown front-end {spec!r}; allowed: xlsr, tiny, hf:<hub-id-or-folder>")
+    raise UsageError(f"unknown front-end {spec!r}; allowed: xlsr, hf:<hub-id-or-folder>, {', '.join(CPU_FRONTENDS)}")

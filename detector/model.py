@@ -25,7 +25,7 @@ class Detector(nn.Module):
         self.cfg = cfg
         self.frontend = build_frontend(cfg.frontend, cfg.finetune, cfg.tiny_hidden, cfg.tiny_layers)
         self.aggregator = build_aggregator(cfg.aggregation, self.frontend.num_layers, self.frontend.dim)
-        self.backend = build_backend(cfg.backend, self.frontend.dim, cfg)
+        self.backend = build_backend(cfg.backend, self.frontend.dim, cfg, getattr(self.frontend, "map_channels", None))
         self.head = nn.Linear(self.backend.embed_dim, 1)
 
     def forward(self, wav: torch.Tensor) -> Output:
@@ -45,6 +45,6 @@ class Detector(nn.Module):
     def saved_state(self) -> dict[str, torch.Tensor]:
         """What a checkpoint stores: everything, minus a frozen pretrained front-end (re-loaded from its source)."""
         state = self.state_dict()
-        if self.cfg.frontend != "tiny" and not self.cfg.finetune:
+        if getattr(self.frontend, "pretrained", False) and not getattr(self.frontend, "trainable", True):
             state = {k: v for k, v in state.items() if not k.startswith("frontend.")}
         return state

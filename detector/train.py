@@ -26,7 +26,7 @@ from manifests.errors import UsageError
 from . import checkpoint, distributed as ddp
 from .augment import Augmenter
 from .config import RunConfig, TrainConfig
-from .data import BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, load_clips, manifest_hash
+from .data import BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, hold_out, load_clips, manifest_hash
 from .losses import cross_entropy, enhancement_mask, racl
 from .metrics import eer
 from .model import Detector
@@ -74,9 +74,11 @@ class State:
 
 
 def split_clips(paths: Sequence[str], cfg: RunConfig) -> tuple[list[Clip], list[Clip], int]:
-    """(train, dev, unused) after the label policy and split assignment, both checked for two classes;
-    unused = clips left with no split (reconstructions whose original is absent and that carry no split)."""
-    clips = assign_splits(load_clips(paths, cfg.data.bonafide_methods), cfg.data.dev_fraction)
+    """(train, dev, unused) after the label policy, the held-out attacks and split assignment, both checked
+    for two classes; unused = clips left with no split (reconstructions whose original is absent and that
+    carry no split)."""
+    clips, _ = hold_out(load_clips(paths, cfg.data.bonafide_methods), cfg.data.holdout_attacks)
+    clips = assign_splits(clips, cfg.data.dev_fraction)
     train = [c for c in clips if c.split == "train"]
     dev = [c for c in clips if c.split == "dev"]
     if not train or not dev:

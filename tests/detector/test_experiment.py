@@ -108,3 +108,84 @@ def test_repo_configs_parse():
     for name in ("asvspoof2019.yaml", "dev-corpus.yaml"):
         exp = load(root / name)
         assert exp.variants and exp.evals and exp.seeds
+
+
+def test_leave_one_attack_out_study(tmp_path: Path):
+    """holdout.each: one training per attack without it (and without its reconstructions), evaluated on it as
+    unseen; held-out and seen EERs reported separately per fold."""
+    from tests.detector.conftest import make_manifest
+
+    manifest = make_manifest(tmp_path, n_bonafide=4, n_spoof=4)  # A01: train spoofs, A02: dev spoofs
+    config = _config(tmp_path, manifest, holdout={"each": ["A01", "A02"]})
+    d = yaml.safe_load(config.read_text())
+    d["reconstructions"].pop("opus")
+    d["variants"] = {"CE": {"model": {"aggregation": "last"}, "train": {"loss": "ce"}}}
+    d["eval"] = {"all": {"manifest": str(manifest)}}
+    config.write_text(yaml.safe_dump(d, sort_keys=False))
+    r = _run("--config", config, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert sorted(df.fold) == ["A01", "A02"] and df.held_out_eer.notna().all() and df.seen_eer.notna().all()
+    for fold in ("A01", "A02"):
+        run = tmp_path / "out" / "runs" / "CE" / fold / "seed1"
+        saved = __import__("json").loads((run / "final" / "config.json").read_text())
+        assert saved["data"]["holdout_attacks"] == [fold]
+        per_attack = __import__("json").loads(df[df.fold == fold].per_attack_eer.iloc[0])
+        assert {"A01", "A02"} <= set(per_attack)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| variant | unseen A01 | unseen A02 | avg |" in md and "| variant | without A01 | without A02 | avg |" in md
+
+
+def test_holdout_drops_the_attack_and_its_reconstructions():
+    from detector.data import Clip, hold_out
+    from manifests.errors import UsageError
+
+    def c(uid, label, attack, kind="original", source=None):
+        return Clip(uid, "", label, kind, source or uid, None, None, attack, None, "train")
+
+    clips = [c("b", 1, "-"), c("s1", 0, "A01"), c("s2", 0, "A02"), c("s2r", 0, "A02+gl", "reconstruction", "s2"),
+             c("br", 0, "gl", "reconstruction", "b")]
+    kept, dropped = hold_out(clips, ["A02"])
+    assert [k.utt_id for k in kept] == ["b", "s1", "br"] and dropped == 2
+    with pytest.raises(UsageError, match="'A03' is not in the training manifests; their corpus attacks: A01, A02"):
+        hold_out(clips, ["A03"])
+    with pytest.raises(UsageError, match="leaves no spoof"):
+        hold_out(clips[:3], ["A01", "A02"])
+
+
+def test_bad_holdout_is_exit_2_before_training(tmp_path: Path, manifest: Path):
+    config = _config(tmp_path, manifest, holdout={"attacks": ["nope"]})
+    r = _run("--config", config, "--out", tmp_path / "out")
+    assert r.exit_code == 2 and "holdout nope: held-out attack 'nope' is not in the training manifests" in r.output
+    assert not (tmp_path / "out" / "runs").exists()
+    originals = Path(manifests.write([r for r in manifests.read(manifest).to_pylist() if r["kind"] == "original"],
+                                     tmp_path / "originals.parquet"))  # no reconstructions: corpus spoofs only
+    config = _config(tmp_path, originals, holdout={"attacks": ["A01", "A02"]})
+    r = _run("--config", config, "--out", tmp_path / "out")
+    assert r.exit_code == 2 and "leaves no spoof" in r.output
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_variables_default_env_and_set(tmp_path: Path, manifest: Path, monkeypatch):
+    """${NAME} in a path: the YAML default resolves against the YAML's folder; an environment variable or
+    --set NAME=VALUE (which wins) against the current directory."""
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    d = yaml.safe_load(_config(tmp_path, manifest).read_text())
+    d["vars"] = {"M": "../m.parquet"}
+    d["train"] = {"manifest": "${M}"}
+    (cfg_dir / "exp.yaml").write_text(yaml.safe_dump(d))
+    assert load(cfg_dir / "exp.yaml").train[0].manifest == str(manifest)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("M", "elsewhere.parquet")
+    assert load(cfg_dir / "exp.yaml").train[0].manifest == str(tmp_path / "elsewhere.parquet")
+    assert load(cfg_dir / "exp.yaml", {"M": "m.parquet"}).train[0].manifest == str(manifest)
+    from manifests.errors import UsageError
+
+    with pytest.raises(UsageError, match="--set N: no such variable .*declared: M"):
+        load(cfg_dir / "exp.yaml", {"N": "x"})
+    d["train"] = {"manifest": "${UNDECLARED}/m.parquet"}
+    (cfg_dir / "exp.yaml").write_text(yaml.safe_dump(d))
+    monkeypatch.delenv("UNDECLARED", raising=False)
+    with pytest.raises(UsageError, match=r"unknown variable \$\{UNDECLARED\}"):
+        load(cfg_dir / "exp.yaml")
