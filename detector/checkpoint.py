@@ -79,6 +79,9 @@ def load(folder: str | os.PathLike, cfg: RunConfig | None = None) -> tuple[Detec
     folder = Path(folder)
     if (folder / "final" / "config.json").is_file():
         folder = folder / "final"
+    elif (folder / "log.csv").is_file() or (folder / "last").is_dir():
+        raise UsageError(f"{folder} is a training run that has not finished (no final/ checkpoint yet); "
+                         "re-run the same `detector train` command to finish it")
     saved = read_config(folder)
     if cfg is not None and cfg.model != saved.model:
         diff = {k: (v, getattr(saved.model, k)) for k, v in cfg.model.__dict__.items() if getattr(saved.model, k) != v}

@@ -1,15 +1,18 @@
 """Run configuration: three frozen dataclasses (data, model, training); the CLI options are their fields.
 
 `RunConfig.to_dict/from_dict` round-trip through the checkpoint's config.json; unknown keys are
-refused with the list of allowed ones, so a config from another version fails loudly.
+refused with the list of allowed ones, so a config from another version fails loudly. Every value is
+checked for type and range (`RULES`) whichever way it arrives (YAML, CLI option, checkpoint): a bad
+one is a one-line UsageError naming the field, what it got and what is allowed.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 
 
 @dataclass(frozen=True)
@@ -89,23 +92,95 @@ class RunConfig:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+SEED_MAX = 2**32 - 1  # numpy's seed range
+
+# field -> (type, low, high) for numbers (inclusive; None = open), or a tuple of allowed strings.
+# Fields not listed are free strings / string tuples / bools, type-checked only.
+RULES: dict[str, Any] = {
+    "sample_rate": (int, 4000, 384000), "crop": (int, 400, 16000 * 600), "batch_size": (int, 2, 65536),
+    "dev_fraction": (float, 0.0, 1.0), "recon_share": (float, 0.0, 1.0), "aug_prob": (float, 0.0, 1.0),
+    "num_workers": (int, 0, 256), "tiny_hidden": (int, 2, 4096), "tiny_layers": (int, 1, 48),
+    "proj_dim": (int, 3, 65536), "embed_dim": (int, 1, 65536), "gat_dim": (int, 1, 65536),
+    "dropout": (float, 0.0, 0.99), "alpha": (float, 0.0, 1.0), "beta": (float, 0.0, 1.0), "gamma": (float, 0.0, 100.0),
+    "margin": (float, 1e-6, 2.0), "lr": (float, 1e-12, 10.0), "lr_halve_every": (int, 1, 100000),
+    "weight_decay": (float, 0.0, 10.0), "epochs": (int, 1, 100000), "patience": (int, 0, 100000),
+    "average_last": (int, 1, 1000), "max_steps": (int, 1, 10**9), "seed": (int, 0, SEED_MAX),
+    "aggregation": ("attn", "weighted", "last"), "backend": ("aasist", "linear"),
+    "aasist_size": ("auto", "small", "full"), "loss": ("racl", "ce"), "select_on": ("loss", "eer"),
+}
+
+
+def _check_value(name: str, value: Any, kind: type, section: str) -> None:
+    where = f"{section}.{name}"
+    if name in RULES and isinstance(RULES[name], tuple) and isinstance(RULES[name][0], str):
+        if value not in RULES[name]:
+            raise UsageError(f"{where}: {value!r} is not one of {', '.join(RULES[name])}")
+        return
+    if name in RULES:
+        typ, lo, hi = RULES[name]
+        ok = isinstance(value, int) and not isinstance(value, bool) if typ is int else \
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok:
+            raise UsageError(f"{where}: expected {'an integer' if typ is int else 'a number'}, got {value!r}")
+        if not lo <= value <= hi:
+            raise UsageError(f"{where}: {value!r} is outside [{lo:g}, {hi:g}]")
+        return
+    if kind is bool and not isinstance(value, bool):
+        raise UsageError(f"{where}: expected true or false, got {value!r}")
+    if kind is str and not isinstance(value, str):
+        raise UsageError(f"{where}: expected a string, got {value!r}")
+    if kind is tuple and not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        raise UsageError(f"{where}: expected a list, got {value!r}")
+
+
+def _kind(annotation: str) -> type | None:
+    for name, typ in (("tuple", tuple), ("bool", bool), ("str", str)):
+        if annotation.startswith(name):
+            return typ
+    return None
+
+
+def _validate(obj: Any, section: str) -> Any:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value is None and "None" in str(f.type):
+            continue
+        if isinstance(value, tuple) and f.name == "snr_db":
+            if len(value) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value) \
+                    or value[0] > value[1]:
+                raise UsageError(f"{section}.snr_db: expected [low, high] in dB, got {list(value)!r}")
+            continue
+        _check_value(f.name, value, _kind(str(f.type)), section)
+    if section == "train" and obj.alpha + obj.beta > 1.0:
+        raise UsageError(f"train: alpha + beta = {obj.alpha + obj.beta:g} > 1 leaves L_cls a negative weight")
+    return obj
 
 
 def _build(cls: type, values: dict[str, Any], section: str, base: Any = None) -> Any:
+    if not isinstance(values, dict):
+        raise UsageError(f"config section {section}: expected a mapping, got {values!r}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in values if k not in names]
     if unknown:
         raise UsageError(f"unknown {section} option(s) {unknown}; allowed: {', '.join(names)}")
     clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return dataclasses.replace(base, **clean) if base is not None else cls(**clean)
+    return _validate(dataclasses.replace(base, **clean) if base is not None else cls(**clean), section)
 
 
 def load_yaml(path: str) -> RunConfig:
     """A RunConfig from a YAML file with sections data/model/train (`--config`)."""
     import yaml
 
-    with open(path, encoding="utf-8") as fh:
-        d = yaml.safe_load(fh) or {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"--config {path}: not valid YAML ({first_line(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--config {path}: cannot read it ({first_line(e)})") from None
     if not isinstance(d, dict):
         raise UsageError(f"--config {path}: expected a mapping with sections data/model/train")
-    return RunConfig.from_dict(d)
+    try:
+        return RunConfig.from_dict(d)
+    except UsageError as e:
+        raise UsageError(f"--config {path}: {first_line(e)}") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 from manifests.errors import UsageError, first_line
 
-from .config import RunConfig
+from .config import SEED_MAX, RunConfig
 
 SECTIONS = ("data", "model", "train")
 
@@ -167,9 +167,9 @@ def _recon(name: str, d: Any, ctx: Vars, where: str) -> Recon:
         raise UsageError(f"{where}: a run to do needs 'model' (see `reconstruct list`) or 'method'")
     select = _keys(d.get("select") or {}, where + ".select", {"split", "label", "attack", "speaker", "language"})
     params = _keys(d.get("params") or {}, where + ".params", set(map(str, d.get("params") or {})))
-    for key in ("seed", "limit"):
-        if d.get(key) is not None and not isinstance(d[key], int):
-            raise UsageError(f"{where}.{key}: expected an integer, got {d[key]!r}")
+    for key, lo, hi in (("seed", 0, SEED_MAX), ("limit", 1, 10**12)):
+        if d.get(key) is not None and not _is_int(d[key], lo, hi):
+            raise UsageError(f"{where}.{key}: expected an integer in [{lo}, {hi}], got {d[key]!r}")
     return Recon(name, _path(d.get("manifest"), ctx, where + ".manifest"), _path(d.get("corpus"), ctx, where + ".corpus"),
                  _path(d.get("audio_dir"), ctx, where + ".audio_dir"),
                  tuple((k, tuple(map(str, v if isinstance(v, list) else [v]))) for k, v in select.items()),
@@ -194,6 +194,10 @@ def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) ->
     except (UsageError, TypeError) as e:
         raise UsageError(f"{where}: {first_line(e)}") from None
     return Variant(name, tuple(used), run)
+
+
+def _is_int(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
 def _folds(d: Any, where: str) -> tuple[tuple[str, ...], ...]:
@@ -229,11 +233,14 @@ def parse(d: Any, base: Path, where: str = "config", overrides: dict[str, str] |
         raise UsageError(f"{where}.variants: names {', '.join(v.name for v in var)} collide as folder names")
     seeds = d.get("seeds", [688])
     seeds = [seeds] if isinstance(seeds, int) else seeds
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise UsageError(f"{where}.seeds: expected an integer or a list of integers, got {seeds!r}")
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s, 0, SEED_MAX) for s in seeds):
+        raise UsageError(f"{where}.seeds: expected an integer or a list of integers in [0, {SEED_MAX}], got {seeds!r}")
     threads = d.get("threads")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
+    if threads is not None and not _is_int(threads, 1, 1024):
         raise UsageError(f"{where}.threads: expected a positive integer, got {threads!r}")
+    eval_batch = d.get("eval_batch_size", 16)
+    if not _is_int(eval_batch, 1, 65536):
+        raise UsageError(f"{where}.eval_batch_size: expected a positive integer, got {eval_batch!r}")
     evals = _keys(d["eval"], f"{where}.eval", set(map(str, d["eval"] or {})))
     if not evals:
         raise UsageError(f"{where}.eval: name at least one evaluation set")
@@ -245,7 +252,7 @@ def parse(d: Any, base: Path, where: str = "config", overrides: dict[str, str] |
     return Experiment(str(d.get("name") or "experiment"), train, recon,
                       var, tuple(dict.fromkeys(seeds)),
                       tuple(_source(str(n), v, ctx, f"{where}.eval.{n}") for n, v in evals.items()),
-                      _path(d.get("out"), ctx, f"{where}.out"), int(d.get("eval_batch_size") or 16), threads,
+                      _path(d.get("out"), ctx, f"{where}.out"), eval_batch, threads,
                       _folds(d.get("holdout"), f"{where}.holdout"))
 
 

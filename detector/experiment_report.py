@@ -156,7 +156,8 @@ def write_reports(rows: list[dict], exp: "Experiment", out: Path) -> list[str]:
     dev_cols = [fold_name(f) for f in exp.folds] if exp.held_out else None
     md = [f"# {exp.name}", "", *_tables(df, exp, variants, evals),
           "Dev EER (%) of the checkpoint (the dev split, without held-out attacks, chose the epochs):", "",
-          *([markdown_table(trained, variants, dev_cols, "dev_eer", by="fold")] if dev_cols else
+          *([markdown_table(trained, variants, dev_cols, "dev_eer", by="fold", header=[f"without {f}" for f in dev_cols])]
+            if dev_cols else
             ["| variant | dev EER |", "|---|---|",
              *[f"| {v} | {_cell(trained[trained.variant == v].sort_values('seed').dev_eer.tolist(), 2)} |"
                for v in variants]]),

@@ -187,13 +187,54 @@ def average_epochs(folder: Path, epochs: Sequence[int]) -> dict[str, torch.Tenso
     return out
 
 
-def _save_last(out: Path, model: Detector, opt, sched, state: State, cfg: RunConfig) -> None:
+def rng_state() -> dict:
+    """Every RNG the training loop may draw from (torch CPU/CUDA, numpy, python), in tensors and plain
+    values that `torch.load(weights_only=True)` reads back."""
+    _, key, pos, has_gauss, gauss = np.random.get_state()
+    version, py_key, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "python": [int(version), torch.tensor(py_key, dtype=torch.int64), py_gauss]}
+
+
+def set_rng_state(saved: dict) -> None:
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(saved["torch"])
+    if saved["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda"])
+    key, pos, has_gauss, gauss = saved["numpy"]
+    np.random.set_state(("MT19937", key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, py_key, py_gauss = saved["python"]
+    random.setstate((version, tuple(int(k) for k in py_key.tolist()), py_gauss))
+
+
+# data options that do not change what is trained on (a resumed run may change them)
+_RESUME_FREE = {"num_workers"}
+
+
+def _resume_mismatch(saved: dict, cfg: RunConfig, hashes: list[str]) -> str | None:
+    """What differs between a saved run and this call, in words, or None (resume is safe)."""
+    now = cfg.to_dict()
+    for section in ("model", "data"):
+        was = saved["config"][section]
+        diff = [f"{k}: {was.get(k)!r} -> {v!r}" for k, v in now[section].items()
+                if k not in _RESUME_FREE and was.get(k) != v]
+        if diff:
+            return f"a different {section} config ({', '.join(diff[:3])})"
+    if "manifests" in saved and sorted(saved["manifests"]) != sorted(hashes):
+        return "other manifests (their content hashes differ from the ones it was trained on)"
+    return None
+
+
+def _save_last(out: Path, model: Detector, opt, sched, state: State, cfg: RunConfig, hashes: list[str]) -> None:
     last = out / "last"
     last.mkdir(parents=True, exist_ok=True)
     tmp = last / ".state.pt.tmp"
     with open(tmp, "wb") as fh:
         torch.save({"model": model.saved_state(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "state": state.__dict__, "config": cfg.to_dict()}, fh)
+                    "state": state.__dict__, "config": cfg.to_dict(), "manifests": sorted(hashes),
+                    "rng": rng_state()}, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, last / "state.pt")
@@ -212,17 +253,23 @@ def _trim_log(out: Path, next_epoch: int) -> None:
         os.replace(tmp, log)
 
 
-def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig) -> State:
+def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig, hashes: list[str]) -> State:
+    """The saved state of OUT (model, optimiser, schedule, counters, every RNG), or a fresh State. Refuses
+    (UsageError) to resume a run of other manifests or another data/model config."""
     path = out / "last" / "state.pt"
     if not path.is_file():
         _trim_log(out, 0)
         return State()
     saved = torch.load(path, map_location=ddp.device(), weights_only=True)
-    if saved["config"]["model"] != cfg.to_dict()["model"]:
-        raise UsageError(f"{out} holds a run with a different model config; use a new --out or pass --fresh")
+    mismatch = _resume_mismatch(saved, cfg, hashes)
+    if mismatch:
+        raise UsageError(f"{out} holds a run trained with {mismatch}; pass --fresh to start it over, or use "
+                         "another --out")
     checkpoint.load_state(model, saved["model"], str(path))
     opt.load_state_dict(saved["opt"])
     sched.load_state_dict(saved["sched"])
+    if "rng" in saved:
+        set_rng_state(saved["rng"])
     state = State(**saved["state"])
     _trim_log(out, state.epoch)
     return state
@@ -269,7 +316,8 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
                                    "manifests are not used" if unused else ""), file=sys.stderr)
     model = Detector(cfg.model).to(ddp.device())
     opt, sched = _optimizer(model, cfg.train)
-    state = _resume(out, model, opt, sched, cfg) if resume else State()
+    hashes = {p: manifest_hash(p) for p in manifest_paths}
+    state = _resume(out, model, opt, sched, cfg, list(hashes.values())) if resume else State()
     net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.model.finetune)
            if ddp.is_distributed() else model)
     aug = Augmenter(d.sample_rate, d.noise_dir, d.rir_dir, d.snr_db, d.aug_prob, d.rawboost) if d.augment or d.rawboost else None
@@ -302,11 +350,12 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
             _keep_epochs(epochs_dir, state, cfg.train.average_last)
         state.epoch += 1
         if rank == 0:
-            _save_last(out, model, opt, sched, state, cfg)
-    return _finish(out, model, dev, cfg, state, manifest_paths, rank, world, progress)
+            _save_last(out, model, opt, sched, state, cfg, list(hashes.values()))
+    return _finish(out, model, dev, cfg, state, hashes, rank, world, progress)
 
 
-def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, manifest_paths, rank, world, progress) -> dict:
+def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, hashes: dict[str, str], rank, world,
+            progress) -> dict:
     """Average the selected epoch (lowest validation loss, or EER with --select-on eer) with the ones before
     it, calibrate the threshold on dev, save final/."""
     if state.best_epoch < 0:
@@ -319,7 +368,7 @@ def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, manif
     meta = {"threshold": val["threshold"], "dev_eer": val["eer"], "dev_loss": val["loss"],
             "best_epoch": state.best_epoch, "selected_on": cfg.train.select_on, "averaged_epochs": epochs,
             "layer_weights": [float(w) for w in val["weights"]], "failed_clips": state.failed,
-            "manifests": {storage.normalize(p): manifest_hash(p) for p in manifest_paths},
+            "manifests": {storage.normalize(p): h for p, h in hashes.items()},
             "score": "bona fide logit: higher = more likely bona fide"}
     if rank == 0:
         checkpoint.save(out / "final", model, cfg, meta)

@@ -122,3 +122,19 @@ def test_dev_split_without_bonafide_exit_2(manifest: Path, tmp_path: Path):
     m = manifests.write(rows, tmp_path / "nodev.parquet")
     r = _run(["train", "--manifest", m, "--out", tmp_path / "r", *TINY])
     assert r.exit_code == 2 and "dev split" in r.output
+
+
+def test_unfinished_run_is_named_as_such(run_dir: Path, manifest: Path):
+    import shutil
+
+    shutil.rmtree(run_dir / "final")  # as if killed before the end
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(run_dir), "--manifest", str(manifest)])
+    assert r.exit_code == 2 and "has not finished (no final/ checkpoint yet)" in r.output
+
+
+def test_inspect_prints_parameter_counts(run_dir: Path):
+    r = _run(["inspect", "--checkpoint", run_dir])
+    assert r.exit_code == 0 and "parameters: frontend" in r.output and "trainable" in r.output
+    info = json.loads(_run(["inspect", "--checkpoint", run_dir, "--json"]).output)
+    p = info["parameters"]
+    assert p["total"] == p["frontend"] + p["aggregator"] + p["backend"] + p["head"] > 0

@@ -105,9 +105,21 @@ def test_bad_configs_name_the_key(tmp_path: Path, manifest: Path, patch: dict, w
 
 def test_repo_configs_parse():
     root = Path(__file__).resolve().parents[2] / "experiments"
-    for name in ("asvspoof2019.yaml", "dev-corpus.yaml"):
+    names = sorted(p.name for p in root.glob("*.yaml"))
+    assert {"asvspoof2019.yaml", "dev-corpus.yaml", "demo.yaml", "frontends.yaml"} <= set(names)
+    for name in names:
         exp = load(root / name)
         assert exp.variants and exp.evals and exp.seeds
+
+
+def test_demo_study_runs_from_a_fresh_clone(tmp_path: Path):
+    """experiments/demo.yaml needs nothing but the repository: the built-in corpus, the bundled model."""
+    config = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
+    r = _run("--config", config, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert set(df.fold) == {"espeak-cs", "festival-cs"} and len(df) == 6 and df.held_out_eer.between(0, 100).all()
+    assert "| variant | unseen espeak-cs | unseen festival-cs | avg |" in (tmp_path / "out" / "results.md").read_text()
 
 
 def test_leave_one_attack_out_study(tmp_path: Path):
