@@ -235,7 +235,7 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
               "held_out": list(fold), "batch_size": exp.eval_batch_size, "threads": exp.threads,
               "manifests": train_manifests + [recon[r] for r in v.reconstructions],
               "config": v.run.replace("train", seed=s).replace("data", holdout_attacks=fold).to_dict(), "evals": evals}
-             for fold in exp.folds for v in exp.variants for s in exp.seeds]
+             for fold in exp.folds for v in exp.variants for s in (v.seeds or exp.seeds)]
     try:
         rows = _execute(tasks, ray_address)
     except UsageError as e:

@@ -57,6 +57,7 @@ class Variant:
     name: str
     reconstructions: tuple[str, ...]      # names from `reconstructions`
     run: RunConfig                        # defaults < the variant's data/model/train sections (seed set per run)
+    seeds: tuple[int, ...] | None = None  # this variant's seeds, when not the study's (e.g. fewer for a slow one)
 
     @property
     def slug(self) -> str:
@@ -181,8 +182,15 @@ def _merge(defaults: dict, variant: dict) -> dict:
     return {s: {**(defaults.get(s) or {}), **(variant.get(s) or {})} for s in SECTIONS}
 
 
+def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
+    seeds = [seeds] if isinstance(seeds, int) else seeds
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s, 0, SEED_MAX) for s in seeds):
+        raise UsageError(f"{where}: expected an integer or a list of integers in [0, {SEED_MAX}], got {seeds!r}")
+    return tuple(dict.fromkeys(seeds))
+
+
 def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) -> Variant:
-    d = _keys(d if d is not None else {}, where, {"reconstructions", *SECTIONS})
+    d = _keys(d if d is not None else {}, where, {"reconstructions", "seeds", *SECTIONS})
     used = d.get("reconstructions") or []
     if not isinstance(used, list):
         raise UsageError(f"{where}.reconstructions: expected a list of names, got {used!r}")
@@ -193,7 +201,7 @@ def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) ->
         run = RunConfig.from_dict(_merge(defaults, d))
     except (UsageError, TypeError) as e:
         raise UsageError(f"{where}: {first_line(e)}") from None
-    return Variant(name, tuple(used), run)
+    return Variant(name, tuple(used), run, _seeds(d["seeds"], f"{where}.seeds") if "seeds" in d else None)
 
 
 def _is_int(value: Any, lo: int, hi: int) -> bool:
@@ -231,10 +239,7 @@ def parse(d: Any, base: Path, where: str = "config", overrides: dict[str, str] |
     slugs = [v.slug for v in var]
     if len(set(slugs)) != len(slugs):
         raise UsageError(f"{where}.variants: names {', '.join(v.name for v in var)} collide as folder names")
-    seeds = d.get("seeds", [688])
-    seeds = [seeds] if isinstance(seeds, int) else seeds
-    if not isinstance(seeds, list) or not seeds or not all(_is_int(s, 0, SEED_MAX) for s in seeds):
-        raise UsageError(f"{where}.seeds: expected an integer or a list of integers in [0, {SEED_MAX}], got {seeds!r}")
+    seeds = _seeds(d.get("seeds", [688]), f"{where}.seeds")
     threads = d.get("threads")
     if threads is not None and not _is_int(threads, 1, 1024):
         raise UsageError(f"{where}.threads: expected a positive integer, got {threads!r}")
@@ -250,7 +255,7 @@ def parse(d: Any, base: Path, where: str = "config", overrides: dict[str, str] |
     train = tuple(_source("train" if len(train) == 1 else f"train-{i}", t, ctx, f"{where}.train" + (f"[{i}]" if len(train) > 1 else ""))
                   for i, t in enumerate(train))
     return Experiment(str(d.get("name") or "experiment"), train, recon,
-                      var, tuple(dict.fromkeys(seeds)),
+                      var, seeds,
                       tuple(_source(str(n), v, ctx, f"{where}.eval.{n}") for n, v in evals.items()),
                       _path(d.get("out"), ctx, f"{where}.out"), eval_batch, threads,
                       _folds(d.get("holdout"), f"{where}.holdout"))

@@ -107,7 +107,8 @@ def _tables(df: "pd.DataFrame", exp: "Experiment", variants: Sequence[str], eval
         return md
     folds = [fold_name(f) for f in exp.folds]
     md = [f"Each fold trains without the attack(s) in its column (and without reconstructions of them) and is "
-          f"evaluated on them as unseen attacks. Mean ± std over seeds {', '.join(map(str, exp.seeds))}; "
+          f"evaluated on them as unseen attacks. Mean ± std over seeds {', '.join(map(str, exp.seeds))} "
+          f"(a variant with its own `seeds` says so under Provenance; one seed shows its value alone); "
           f"{AVG} = mean over the folds within a seed.", ""]
     for e in evals:
         d = df[df.eval_set == e]
@@ -168,6 +169,8 @@ def write_reports(rows: list[dict], exp: "Experiment", out: Path) -> list[str]:
           if len(train_s) else "",
           "- eval clips: " + ", ".join(f"{e} {int(df[df.eval_set == e].n_clips.iloc[0])}" for e in evals),
           "- variants: " + "; ".join(f"{v.name} = {v.run.model.frontend}/{v.run.model.aggregation}/{v.run.train.loss}"
-                                     f" + [{', '.join(v.reconstructions) or 'no reconstructions'}]" for v in exp.variants)]
+                                     f" + [{', '.join(v.reconstructions) or 'no reconstructions'}]"
+                                     + (f", seeds {', '.join(map(str, v.seeds))}" if v.seeds else "")
+                                     for v in exp.variants)]
     (out / "results.md").write_text("\n".join(line for line in md if line is not None) + "\n", encoding="utf-8")
     return [str(out / "results.parquet"), str(out / "results.md"), str(png)]

@@ -90,6 +90,7 @@ def test_unknown_key_exit_2_names_it(tmp_path: Path, manifest: Path):
     ({"variants": {"v": {"reconstructions": ["missing"]}}}, ["missing", "fake, opus"]),
     ({"reconstructions": {"fake": {"corpus": "x"}}}, ["reconstructions.fake", "model"]),
     ({"seeds": "abc"}, ["seeds"]),
+    ({"variants": {"v": {"seeds": [-1]}}}, ["variants.v.seeds"]),
 ])
 def test_bad_configs_name_the_key(tmp_path: Path, manifest: Path, patch: dict, words: list[str]):
     from manifests.errors import UsageError
@@ -146,6 +147,15 @@ def test_leave_one_attack_out_study(tmp_path: Path):
         assert {"A01", "A02"} <= set(per_attack)
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| variant | unseen A01 | unseen A02 | avg |" in md and "| variant | without A01 | without A02 | avg |" in md
+
+
+def test_a_variant_can_have_its_own_seeds(tmp_path: Path, manifest: Path):
+    config = _config(tmp_path, manifest)
+    d = yaml.safe_load(config.read_text())
+    d["variants"]["CE+last"]["seeds"] = [5]
+    config.write_text(yaml.safe_dump(d, sort_keys=False))
+    exp = load(config)
+    assert [v.seeds for v in exp.variants] == [(5,), None] and exp.seeds == (1,)
 
 
 def test_holdout_drops_the_attack_and_its_reconstructions():
