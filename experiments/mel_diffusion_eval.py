@@ -4,7 +4,7 @@ For each dev-split bona fide clip: the back-end's reconstruction at each strengt
 Griffin-Lim of the clip's own (un-noised) mel through the same vocoder (the floor the diffusion
 part cannot beat). Writes a markdown table with the exact command.
 
-    .venv/bin/python experiments/mel_diffusion_eval.py --corpus /work/shared/data/dev-corpus \
+    .venv/bin/python experiments/mel_diffusion_eval.py --corpus ../shared/data/dev-corpus \
         --out experiments/results/mel-diffusion.md
 """
 from __future__ import annotations
@@ -50,7 +50,8 @@ def measure(name: str, fn, clips) -> dict:
 
 
 @click.command()
-@click.option("--corpus", default="/work/shared/data/dev-corpus", show_default=True)
+@click.option("--corpus", default="../shared/data/dev-corpus", show_default=True, envvar="DEV_CORPUS",
+              help="The development corpus (also $DEV_CORPUS); relative to the current directory.")
 @click.option("--checkpoint", default=None, help="mel-diffusion checkpoint folder (default: store > bundled).")
 @click.option("--strengths", default="0.2,0.4,0.6", show_default=True)
 @click.option("--steps", default=25, show_default=True, help="DDIM steps of the full schedule.")
