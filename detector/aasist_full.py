@@ -101,14 +101,15 @@ class GraphPool(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """(B, cin, F, T) -> (B, cout, F, T): conv(2x3) + BN + SELU + conv(2x3), plus a (1x3) conv skip.
+    """(B, cin, F, T) -> (B, cout, F, T): conv(2x3) + BN + SELU + conv(2x3), plus a (1x3) conv skip; then,
+    with `pool`, max-pool (1, 3) over time, as in the original AASIST's blocks (SSL-AASIST's have none).
 
-    As in the reference, `bn1` exists (except in the first block) but conv1 reads the block input, not
+    As in both references, `bn1` exists (except in the first block) but conv1 reads the block input, not
     selu(bn1(x)); bn1 therefore never gets a gradient and is frozen (keeps DDP without unused-parameter
     search working) and not computed.
     """
 
-    def __init__(self, cin: int, cout: int, first: bool = False):
+    def __init__(self, cin: int, cout: int, first: bool = False, pool: bool = False):
         super().__init__()
         if not first:
             self.bn1 = nn.BatchNorm2d(cin).requires_grad_(False)
@@ -116,10 +117,12 @@ class ResidualBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, (2, 3), padding=(0, 1))
         self.conv_downsample = nn.Conv2d(cin, cout, (1, 3), padding=(0, 1)) if cin != cout else None
+        self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv2(F.selu(self.bn2(self.conv1(x))))
-        return out + (x if self.conv_downsample is None else self.conv_downsample(x))
+        out = out + (x if self.conv_downsample is None else self.conv_downsample(x))
+        return F.max_pool2d(out, (1, 3)) if self.pool else out
 
 
 class AASISTFull(nn.Module):

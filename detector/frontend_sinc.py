@@ -6,10 +6,10 @@ ending in max-pool (1, 3) over time -> map (B, C, F=23, T'), returned per frame 
 map: (B, 1, T', C * F), C-major, so `x.view(B, 1, T', C, F)` recovers it (`map_channels = C`).
 
 Reference: clovaai/aasist `models/AASIST.py` (`CONV`, `Residual_block`), configs AASIST.conf /
-AASIST-L.conf. As there, the sinc filters are not trained (a buffer, not a parameter) and the
-residual block applies conv1 to its raw input: the reference computes bn1 + SELU first but discards
-them, so the trained reference models have no pre-activation; we keep that arithmetic and drop the
-unused bn1 (its 2 * C_in parameters per block get no gradient in the reference).
+AASIST-L.conf. As there, the sinc filters are not trained (a buffer, not a parameter); the residual
+blocks are the back-end's (`aasist_full.ResidualBlock`, with the reference's max-pool (1, 3)), which
+keep the reference's arithmetic: conv1 reads the raw block input, and the reference's unused bn1 is
+kept frozen, so the parameter count is the reference's.
 Frames: T' = (T - 128) // 2187 (hop 3^7 = 2187 samples, 7.3 frames/s): 7 for 16,000 samples, 29 for
 64,600 (the reference's 29 temporal x 23 spectral nodes); inputs under 2,315 samples are refused.
 """
@@ -22,6 +22,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from manifests.errors import UsageError
+
+from .aasist_full import ResidualBlock
 
 # (in, out) channels of the six residual blocks; reference filts[1..4] with filts[4] repeated thrice
 SIZES = {
@@ -46,24 +48,6 @@ def sinc_filters(n_filters: int = 70, kernel_size: int = 128, sample_rate: int =
     return band.float(), edges
 
 
-class ResidualBlock(nn.Module):
-    """conv (2, 3) -> BN + SELU -> conv (2, 3), plus a (1, 3) conv skip when channels change; max-pool (1, 3).
-
-    (B, C_in, F, T) -> (B, C_out, F, T // 3): the two (2, 3) convs pad F by one then trim it back.
-    """
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, (2, 3), padding=(1, 1))
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, (2, 3), padding=(0, 1))
-        self.skip = nn.Conv2d(cin, cout, (1, 3), padding=(0, 1)) if cin != cout else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv2(F.selu(self.bn2(self.conv1(x))))
-        return F.max_pool2d(out + self.skip(x), (1, 3))
-
-
 class SincFrontend(nn.Module):
     """wav (B, T) at 16 kHz -> AASIST encoder map (B, 1, T', C * F), F = n_filters // 3, C = 64 or 24."""
 
@@ -81,7 +65,8 @@ class SincFrontend(nn.Module):
         self.register_buffer("filters", filters.unsqueeze(1), persistent=False)  # (n_filters, 1, K), fixed
         self.register_buffer("edges_hz", edges.float(), persistent=False)
         self.first_bn = nn.BatchNorm2d(1)
-        self.encoder = nn.Sequential(*(ResidualBlock(i, o) for i, o in SIZES[size]))
+        self.encoder = nn.Sequential(*(ResidualBlock(i, o, first=k == 0, pool=True)
+                                       for k, (i, o) in enumerate(SIZES[size])))
         self.freq_mask = freq_mask  # reference `Freq_aug`: zero 0..19 adjacent filters per batch in training
         self.kernel, self.hop = filters.shape[1], 3 ** (1 + len(SIZES[size]))
         self.map_channels, self.map_freqs = SIZES[size][-1][1], n_filters // 3

@@ -4,8 +4,8 @@ Fixtures, made once offline from clovaai/aasist `models/AASIST.py` (commit a04c9
 - `sinc_reference_filters.txt`: rows 1, 10, 35, 69 of `CONV(out_channels=70, kernel_size=128).band_pass`.
 - `sinc_reference_encoder.txt`: the reference AASIST-L (config/AASIST-L.conf) computing
   conv_time -> |x| -> max_pool2d (3, 3) -> first_bn -> SELU -> encoder, in eval mode, on `_wav()` below,
-  with its weights copied from `_deterministic("aasist-l")` below (encoder.i.0.conv1/bn2/conv2 ->
-  encoder.i.conv1/bn2/conv2, conv_downsample -> skip, the unused bn1 left out); its (1, 24, 23, 2)
+  with its weights copied from `_deterministic("aasist-l")` below (encoder.i.0.conv1/bn2/conv2/conv_downsample
+  -> encoder.i.conv1/bn2/conv2/conv_downsample; the unused, frozen bn1 has no effect); its (1, 24, 23, 2)
   output map saved with np.savetxt as (T=2, C*F) rows.
 """
 from pathlib import Path
@@ -20,11 +20,12 @@ from manifests.errors import UsageError
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures"
 
-# Trainable parameters: "aasist" 210,562 = the reference AASIST (AASIST.conf) first_bn (2) + encoder
-# (211,072) minus the 512 parameters of its never-used bn1 layers, counted by instantiating
-# clovaai/aasist models/AASIST.py `Model` (whole model 297,866, the paper's "297K"); "aasist-l" 50,522
-# (reference encoder 50,792 minus 272 bn1, + 2; whole AASIST-L 85,306, the paper's "85K").
-PARAMS = {"aasist": 210_562, "aasist-l": 50_522}
+# Parameters: "aasist" 211,074 = the reference AASIST (AASIST.conf) first_bn (2) + encoder (211,072, of
+# which the never-used bn1 layers hold 512, frozen here), counted by instantiating clovaai/aasist
+# models/AASIST.py `Model` (whole model 297,866, the paper's "297K"); "aasist-l" 50,794 (reference
+# encoder 50,792 with 272 in bn1, + 2; whole AASIST-L 85,306, the paper's "85K").
+PARAMS = {"aasist": 211_074, "aasist-l": 50_794}
+FROZEN_BN1 = {"aasist": 512, "aasist-l": 272}
 
 
 def _wav() -> torch.Tensor:
@@ -36,7 +37,7 @@ def _deterministic(size: str) -> SincFrontend:
     """A front-end in eval mode whose parameters are fixed sine patterns (conv weights scaled by fan-in)."""
     fe = SincFrontend(size).eval()
     with torch.no_grad():
-        for i, (name, p) in enumerate(fe.named_parameters()):
+        for i, (name, p) in enumerate((n, p) for n, p in fe.named_parameters() if p.requires_grad):
             wave = torch.sin(0.37 * torch.arange(p.numel(), dtype=torch.float64) + i).reshape(p.shape)
             if p.dim() > 1:
                 p.copy_(1.5 * wave / p[0].numel() ** 0.5)
@@ -104,14 +105,17 @@ def test_filterbank_fixed_encoder_trainable_and_gradient_flows():
     fe = SincFrontend("aasist-l")
     names = [n for n, _ in fe.named_parameters()]
     assert "filters" not in names and "filters" not in fe.state_dict()
-    assert all(p.requires_grad for p in fe.parameters()) and fe.trainable and not fe.pretrained
+    frozen = [n for n, p in fe.named_parameters() if not p.requires_grad]
+    assert frozen and all(".bn1." in n for n in frozen) and fe.trainable and not fe.pretrained
     fe(0.1 * torch.randn(2, 4502)).pow(2).mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fe.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fe.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("size", ["aasist", "aasist-l"])
 def test_both_sizes_build_with_reference_parameter_counts(size: str):
-    assert sum(p.numel() for p in SincFrontend(size).parameters()) == PARAMS[size]
+    fe = SincFrontend(size)
+    assert sum(p.numel() for p in fe.parameters()) == PARAMS[size]
+    assert sum(p.numel() for p in fe.parameters() if not p.requires_grad) == FROZEN_BN1[size]
 
 
 def test_freq_mask_only_in_training_and_leaves_filters_intact():
