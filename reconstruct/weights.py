@@ -21,7 +21,13 @@ from manifests.modelstore import offline, store_dir  # noqa: F401  (re-exported:
 
 
 def not_available(name: str, source: str | None) -> UsageError:
-    """The one error for weights that cannot be found offline."""
+    """The one error for weights that cannot be found offline; a back-end whose library is missing
+    (its class's `missing_library()` says how to install it) gets that instead: weights would not help."""
+    from .backends import BACKENDS
+
+    missing = getattr(BACKENDS.get(name), "missing_library", lambda: None)()
+    if missing:
+        return UsageError(missing)
     where = f" (source: {source})" if source else ""
     return UsageError(
         f"weights for {name}{where} are not available offline; on an online machine run "

@@ -9,6 +9,8 @@ from . import hifigan  # noqa: F401
 from . import diffwave  # noqa: F401
 from . import audioldm2  # noqa: F401
 from . import mel_diffusion  # noqa: F401
+from . import mimi_codec, snac_codec, vocos_vocoder, bigvgan_vocoder  # noqa: F401
+from . import semanticodec_codec  # noqa: F401
 from .base import Backend
 from .registry import BACKENDS, available, get, register
 
