@@ -104,6 +104,7 @@ class PairedBatchSampler(Sampler[list[Item]]):
         self.bona, self.others = np.array(bona, dtype=np.int64), np.array(others, dtype=np.int64)
         self._is_other = set(others)
         self.recons = {a: dict(v) for a, v in recons.items()}
+        self._source_of = {i: a for a, per in self.recons.items() for ix in per.values() for i in ix}
         self.variants = sorted({v for per in self.recons.values() for v in per})
         self.n_recons = sum(len(ix) for per in self.recons.values() for ix in per.values())
         spoofs = len(others) + self.n_recons
@@ -162,7 +163,6 @@ class PairedBatchSampler(Sampler[list[Item]]):
                                      dtype=np.int64), rng)
         turn = int(rng.integers(max(len(self.variants), 1)))
         n_spoof = self.batch_size - self.n_bona
-        stats = {"recon_drawn": 0, "recon_paired": 0, "other_drawn": 0, "bona_drawn": 0}
         batches, view = [], 0
         for _ in range(self.n_batches):
             originals = bona.take(self.n_bona)
@@ -176,17 +176,28 @@ class PairedBatchSampler(Sampler[list[Item]]):
             fill = others.take(n_spoof - len(own))
             if len(own) + len(fill) < n_spoof:  # no own reconstruction and no other spoof: take any reconstruction
                 fill += all_recons.take(n_spoof - len(own) - len(fill))
-            stats["recon_paired"] += len(own)
-            n_other = sum(1 for i in fill if i in self._is_other)
-            stats["recon_drawn"] += len(own) + len(fill) - n_other
-            stats["other_drawn"] += n_other
-            stats["bona_drawn"] += len(originals)
             for i in fill:
                 batch.append((i, view))
                 view += 1
             batches.append(batch)
+        stats = self._count(batches)
         self._cache = (self.epoch, batches, stats)
         return batches, stats
+
+    def _count(self, batches: list[list[Item]]) -> dict:
+        """Draws per pool over the epoch; a reconstruction of a bona fide original is paired when its original
+        is in the same *global* batch (the W consecutive batches the DDP ranks train on together)."""
+        stats = {"recon_drawn": 0, "recon_paired": 0, "other_drawn": 0, "bona_drawn": 0}
+        for k in range(0, len(batches), self.world):
+            drawn = [i for b in batches[k:k + self.world] for i, _ in b]
+            present = set(drawn)
+            for i in drawn:
+                if i in self._source_of:
+                    stats["recon_drawn"] += 1
+                    stats["recon_paired"] += self._source_of[i] in present
+                else:
+                    stats["other_drawn" if i in self._is_other else "bona_drawn"] += 1
+        return stats
 
     def epoch_stats(self) -> dict:
         """Counts of the current epoch: bona_drawn, other_drawn, recon_drawn (reconstructions of bona fide
