@@ -11,7 +11,9 @@ import sys
 
 import click
 
+from manifests.audio import MAX_SECONDS
 from manifests.clitools import Group
+from manifests.errors import UsageError
 
 from .config import RunConfig, load_yaml
 
@@ -93,13 +95,17 @@ def main() -> None:
 @click.option("--rawboost/--no-rawboost", default=None, help="RawBoost augmentation [off].")
 @click.option("--num-workers", type=int, help="DataLoader workers [0].")
 @click.option("--fresh", is_flag=True, help="Ignore OUT/last and start over.")
+@click.option("--allow-remote-paths", is_flag=True,
+              help="Read rows of a local manifest whose path is remote (s3://, gs://, http://); skipped otherwise.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh, no_progress, **opts) -> None:
+def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh, allow_remote_paths, no_progress,
+          **opts) -> None:
     """Train a detector on one or more manifests (status=ok rows; splits from the `split` column)."""
     from .train import train as run
 
     cfg = build_config(config_file, bonafide_methods, holdout_attacks, **opts)
-    summary = run(list(manifests_), out, cfg, resume=not fresh, progress=not no_progress)
+    summary = run(list(manifests_), out, cfg, resume=not fresh, progress=not no_progress,
+                  allow_remote_paths=allow_remote_paths)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"checkpoint {summary['out']}: dev EER {100 * summary['dev_eer']:.3f}%, dev loss {summary['dev_loss']:.4f} "
                    f"(epochs {summary['averaged_epochs']} averaged), threshold {summary['threshold']:.4f}, "
@@ -113,13 +119,20 @@ def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh
 @click.option("--bonafide-methods", help="Override the label policy of the checkpoint (comma list).")
 @click.option("--split", type=click.Choice(["train", "dev", "eval"]), help="Only this split [all rows].")
 @click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--allow-remote-paths", is_flag=True,
+              help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (a remote manifest's always are).")
+@click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
+              help="Longest clip scored, in seconds, as its header declares; longer ones get an error row.")
 @click.option("--no-progress", is_flag=True)
-def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, no_progress) -> None:
+def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote_paths, max_duration,
+          no_progress) -> None:
     """EER %, minDCF, per-attack/method/model EER; writes scores.tsv (higher = bona fide), det.png, hist.png."""
     from .evaluate import evaluate
 
+    _check_scoring_options(batch_size, max_duration)
     methods = None if bonafide_methods is None else [m for m in bonafide_methods.split(",") if m]
-    r = evaluate(ckpt, manifest, out, methods, batch_size, progress=not no_progress, split=split)
+    r = evaluate(ckpt, manifest, out, methods, batch_size, progress=not no_progress, split=split,
+                 allow_remote_paths=allow_remote_paths, max_seconds=max_duration)
     click.echo(f"clips {r['n']}  EER {100 * r['eer']:.3f}%  minDCF {r['min_dcf']:.4f}  "
                f"threshold@EER {r['eer_threshold']:.4f}  (checkpoint threshold {r['threshold']:.4f})")
     for title, key in (("attack", "per_attack"), ("method", "per_method"), ("model", "per_model")):
@@ -128,6 +141,8 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, no_progress)
     if r["failed"]:
         click.echo(f"{len(r['failed'])} clip(s) not scored (unreadable or too short), "
                    f"e.g. {next(iter(r['failed'].items()))}", err=True)
+    if r["remote_refused"]:
+        click.echo(f"{r['remote_refused']} of them have remote paths, not read without --allow-remote-paths", err=True)
     click.echo("wrote " + ", ".join(r["files"]))
 
 
@@ -136,13 +151,29 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, no_progress)
 @click.option("--input", "inputs", required=True, help="Audio file, folder or manifest; local or an s3:// / gs:// URI.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores TSV (higher = more likely bona fide).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--allow-remote-paths", is_flag=True,
+              help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (a remote manifest's always are).")
+@click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
+              help="Longest clip scored, in seconds, as its header declares; longer ones get an error row.")
 @click.option("--no-progress", is_flag=True)
-def score(ckpt, inputs, out, batch_size, no_progress) -> None:
+def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, no_progress) -> None:
     """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error."""
     from .evaluate import score as run
 
-    r = run(ckpt, inputs, out, batch_size, progress=not no_progress)
+    _check_scoring_options(batch_size, max_duration)
+    r = run(ckpt, inputs, out, batch_size, progress=not no_progress, allow_remote_paths=allow_remote_paths,
+            max_seconds=max_duration)
     click.echo(f"scored {r['scored']} file(s), {r['failed']} not scored (reason in the error column) -> {r['out']}")
+    if r["remote_refused"]:
+        click.echo(f"{r['remote_refused']} of them have remote paths, not read without --allow-remote-paths", err=True)
+
+
+def _check_scoring_options(batch_size: int, max_duration: float) -> None:
+    """eval/score option values a type cannot check: one line and exit 2."""
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    if not 0 < max_duration < float("inf"):
+        raise UsageError(f"--max-duration must be a positive number of seconds, got {max_duration}")
 
 
 @main.command()

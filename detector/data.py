@@ -5,6 +5,7 @@ Labels are integers: 1 = bona fide, 0 = spoof (scores: higher = more likely bona
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import zlib
 from dataclasses import dataclass, replace
@@ -18,8 +19,10 @@ import manifests
 from manifests import storage
 from manifests.audio import AudioError, load_audio
 from manifests.errors import UsageError
+from manifests.io import remote_path_refusal
 
 BONAFIDE, SPOOF = 1, 0
+log = logging.getLogger("hardspoof.data")
 NEEDED = ("utt_id", "path", "label", "kind", "source_id", "status")
 
 
@@ -55,12 +58,16 @@ def _label(row: dict, bonafide_methods: Sequence[str], where: str) -> int:
 
 
 def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[str] = (),
-               require_both: bool = True) -> list[Clip]:
+               require_both: bool = True, allow_remote_paths: bool = True) -> list[Clip]:
     """Rows with status == 'ok' of one or more manifests as Clips (first manifest wins a duplicate utt_id).
 
+    Without `allow_remote_paths`, a row of a local manifest whose path is remote (s3://, http://...) is left
+    out and counted in a warning (`manifests.io.remote_path_refusal`); eval and score keep such rows and
+    refuse them per row instead, so they appear in their TSV.
     Raises UsageError for a missing column, or (require_both) when only one class is present.
     """
     clips: dict[str, Clip] = {}
+    refused = 0
     for path in paths:
         table = manifests.read(path)
         missing = [c for c in NEEDED if c not in table.column_names]
@@ -69,11 +76,17 @@ def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[st
         for row in table.to_pylist():
             if row["status"] != "ok" or row["utt_id"] in clips:
                 continue
+            if remote_path_refusal(row["path"], path, allow_remote_paths):
+                refused += 1
+                continue
             clips[row["utt_id"]] = Clip(
                 utt_id=row["utt_id"], path=row["path"], label=_label(row, bonafide_methods, str(path)),
                 kind=row["kind"], source_id=row["source_id"] or row["utt_id"], method=row.get("method"),
                 model=row.get("model"), attack=row.get("attack") or "-", speaker=row.get("speaker"),
                 split=row.get("split"))
+    if refused:
+        log.warning("%d clip(s) with a remote path in a local manifest not used (pass --allow-remote-paths "
+                    "to read them)", refused)
     out = list(clips.values())
     if not out:
         raise UsageError(f"no rows with status=ok in {', '.join(map(str, paths))}")

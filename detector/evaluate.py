@@ -9,24 +9,30 @@ from typing import Sequence
 import numpy as np
 
 from manifests import storage
+from manifests.audio import MAX_SECONDS
 from manifests.errors import UsageError
+from manifests.io import remote_path_refusal
 
-from . import checkpoint
+from . import checkpoint, scores_tsv
 from .data import BONAFIDE, assign_splits, audio_files, check_classes, load_clips
 from .metrics import det_curve, eer, grouped_eer, min_dcf
 from .scoring import score_paths
 
-HEADER = "# score = bona fide logit: higher score = more likely bona fide; decision uses threshold {thr:.6g}"
+HEADER = scores_tsv.HEADER
 
 
-def _write_tsv(path: Path, header: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(header + "\n" + "\t".join(columns) + "\n")
-        for r in rows:
-            fh.write("\t".join("" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in r) + "\n")
-    os.replace(tmp, path)
+def check_out_file(out: str | os.PathLike) -> None:
+    """Refuse, before any scoring, an --out file that cannot be written (UsageError, one line)."""
+    loc = storage.normalize(out)
+    if storage.kind(loc) == storage.DIR:
+        raise UsageError(f"--out {out} is a folder; give a file name such as scores.tsv")
+    storage.check_writable(storage.parent(loc))
+
+
+def _refused(paths: Sequence[str], manifest: str, allow_remote_paths: bool) -> dict[int, str]:
+    """{index: reason} of the clips not to read: remote paths in a local manifest, unless allowed."""
+    reasons = ((i, remote_path_refusal(p, manifest, allow_remote_paths)) for i, p in enumerate(paths))
+    return {i: r for i, r in reasons if r}
 
 
 def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> list[str]:
@@ -67,19 +73,25 @@ def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> 
 
 def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike | None = None,
              bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True,
-             split: str | None = None, held_out: Sequence[str] = ()) -> dict:
+             split: str | None = None, held_out: Sequence[str] = (), allow_remote_paths: bool = False,
+             max_seconds: float | None = MAX_SECONDS) -> dict:
     """Score every ok clip of `manifest` (of one `split` if given: reconstructions follow their source);
     returns metrics (fractions) and writes scores.tsv, det.png, hist.png. With `held_out` attacks (those
     left out of training), report['held_out_eer'] and report['seen_eer'] are the EERs of all bona fide
-    clips against the spoofs of those attacks and of every other attack (None where there are none)."""
+    clips against the spoofs of those attacks and of every other attack (None where there are none).
+    A remote clip path in a local manifest is not read unless `allow_remote_paths` (its row gets an error,
+    counted in report['remote_refused']); a header declaring more than `max_seconds` is an error row."""
+    out = Path(out) if out else Path(ckpt) / "eval" / posixpath.splitext(storage.name(manifest))[0]
+    storage.check_writable(out)  # before any scoring
     model, cfg, meta = checkpoint.load(ckpt)
     methods = cfg.data.bonafide_methods if bonafide_methods is None else tuple(bonafide_methods)
     clips = load_clips([manifest], methods, require_both=split is None)
     if split is not None:
         clips = [c for c in assign_splits(clips, cfg.data.dev_fraction) if c.split == split]
         check_classes(clips, f"split {split!r} of {manifest}")
+    refused = _refused([c.path for c in clips], str(manifest), allow_remote_paths)
     scores, errors, _ = score_paths(model, [c.path for c in clips], cfg.data.crop, cfg.data.sample_rate,
-                                    batch_size, progress, desc="eval")
+                                    batch_size, progress, desc="eval", max_seconds=max_seconds, refused=refused)
     labels = np.array([c.label for c in clips])
     ok = np.isfinite(scores)
     if not ((labels[ok] == BONAFIDE).any() and (labels[ok] != BONAFIDE).any()):
@@ -90,6 +102,7 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
     threshold = float(meta.get("threshold", eer_thr))
     report = {
         "n": int(ok.sum()), "failed": {clips[i].utt_id: e for i, e in errors.items()}, "eer": rate,
+        "remote_refused": len(refused),
         "eer_threshold": eer_thr, "min_dcf": dcf, "threshold": threshold,
         "per_attack": grouped_eer(scores[ok], labels[ok], np.array([c.attack for c in clips])[ok]),
         "per_method": grouped_eer(scores[ok], labels[ok], np.array([c.method or "original" for c in clips])[ok]),
@@ -99,42 +112,46 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
     for key, sel in (("held_out_eer", held), ("seen_eer", ~held)):
         sel = ok & (labels != BONAFIDE) & sel
         report[key] = eer(bona, scores[sel])[0] if sel.any() else None
-    out = Path(out) if out else Path(ckpt) / "eval" / posixpath.splitext(storage.name(manifest))[0]
     rows = [(c.utt_id, None if not np.isfinite(s) else float(s), "bonafide" if c.label == BONAFIDE else "spoof",
              c.attack, c.method or "-", c.model or "-", errors.get(i, "")) for i, (c, s) in enumerate(zip(clips, scores))]
-    _write_tsv(out / "scores.tsv", HEADER.format(thr=threshold),
-               ["utt_id", "score", "label", "attack", "method", "model", "error"], rows)
+    scores_tsv.write(out / "scores.tsv", threshold, ["utt_id", "score", "label", "attack", "method", "model", "error"],
+                     rows)
     report["files"] = [str(out / "scores.tsv")] + _plots(out, bona, spoof, threshold)
     return report
 
 
-def _inputs(path: str) -> list[tuple[str, str]]:
+def _inputs(path: str) -> tuple[list[tuple[str, str]], bool]:
     """(id, audio location) pairs from a file, a folder of audio, or a manifest (.parquet or folder of
-    parts); local or a URI."""
+    parts); local or a URI. The flag says whether `path` is a manifest."""
     loc = storage.normalize(path)
     found = storage.kind(loc)
     if found is None:
         raise UsageError(f"--input {path} does not exist; give an audio file, a folder of audio or a manifest")
     if storage.suffix(loc) == ".parquet" or (
             found == storage.DIR and any(storage.suffix(f) == ".parquet" for f, _ in storage.entries(loc))):
-        return [(c.utt_id, c.path) for c in load_clips([loc], require_both=False)]
+        return [(c.utt_id, c.path) for c in load_clips([loc], require_both=False)], True
     root = loc if found == storage.DIR else storage.parent(loc)
-    return [(storage.relative(f, root), f) for f in audio_files(loc)]
+    return [(storage.relative(f, root), f) for f in audio_files(loc)], False
 
 
 def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, batch_size: int = 16,
-          progress: bool = True) -> dict:
-    """Score files, folders or manifests into a TSV (id, path, score, decision, error); returns counts."""
+          progress: bool = True, allow_remote_paths: bool = False, max_seconds: float | None = MAX_SECONDS) -> dict:
+    """Score files, folders or manifests into a TSV (id, path, score, decision, error); returns counts.
+    Remote clip paths in a local manifest are read only with `allow_remote_paths` (else an error row,
+    counted as 'remote_refused'); headers declaring more than `max_seconds` are error rows."""
+    check_out_file(out)
     model, cfg, meta = checkpoint.load(ckpt)
-    items = _inputs(os.fspath(inputs))
+    items, is_manifest = _inputs(os.fspath(inputs))
+    refused = _refused([p for _, p in items], os.fspath(inputs), allow_remote_paths) if is_manifest else {}
     scores, errors, _ = score_paths(model, [p for _, p in items], cfg.data.crop, cfg.data.sample_rate,
-                                    batch_size, progress)
+                                    batch_size, progress, max_seconds=max_seconds, refused=refused)
     thr = float(meta.get("threshold", 0.0))
     rows = [(uid, p, None if not np.isfinite(s) else float(s),
              "" if not np.isfinite(s) else ("bonafide" if s >= thr else "spoof"), errors.get(i, ""))
             for i, ((uid, p), s) in enumerate(zip(items, scores))]
-    _write_tsv(Path(out), HEADER.format(thr=thr), ["id", "path", "score", "decision", "error"], rows)
-    return {"scored": len(items) - len(errors), "failed": len(errors), "out": str(out), "threshold": thr}
+    scores_tsv.write(out, thr, ["id", "path", "score", "decision", "error"], rows)
+    return {"scored": len(items) - len(errors), "failed": len(errors), "out": str(out), "threshold": thr,
+            "remote_refused": len(refused)}
 
 
 def inspect(ckpt: str | os.PathLike) -> dict:

@@ -73,11 +73,13 @@ class State:
     failed: dict[str, str] = field(default_factory=dict)  # utt_id -> reason, unreadable clips
 
 
-def split_clips(paths: Sequence[str], cfg: RunConfig) -> tuple[list[Clip], list[Clip], int]:
+def split_clips(paths: Sequence[str], cfg: RunConfig, allow_remote_paths: bool = False
+                ) -> tuple[list[Clip], list[Clip], int]:
     """(train, dev, unused) after the label policy, the held-out attacks and split assignment, both checked
     for two classes; unused = clips left with no split (reconstructions whose original is absent and that
     carry no split)."""
-    clips, _ = hold_out(load_clips(paths, cfg.data.bonafide_methods), cfg.data.holdout_attacks)
+    clips, _ = hold_out(load_clips(paths, cfg.data.bonafide_methods, allow_remote_paths=allow_remote_paths),
+                        cfg.data.holdout_attacks)
     clips = assign_splits(clips, cfg.data.dev_fraction)
     train = [c for c in clips if c.split == "train"]
     dev = [c for c in clips if c.split == "dev"]
@@ -296,7 +298,7 @@ def _log(out: Path, row: dict) -> None:
 
 
 def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig, resume: bool = True,
-          progress: bool = True) -> dict:
+          progress: bool = True, allow_remote_paths: bool = False) -> dict:
     """Train a detector; writes OUT/log.csv, OUT/epochs/, OUT/last/ (resume) and OUT/final/ (the checkpoint).
 
     Returns a summary dict: best_epoch, dev_eer, threshold, averaged epochs, failed clip count.
@@ -304,7 +306,7 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     rank, world = ddp.init_from_env()
     out = Path(out)
     seed_everything(cfg.train.seed)
-    train_clips, dev, unused = split_clips(manifest_paths, cfg)
+    train_clips, dev, unused = split_clips(manifest_paths, cfg, allow_remote_paths)
     if cfg.train.loss not in ("racl", "ce"):
         raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce")
     if cfg.train.select_on not in ("loss", "eer"):

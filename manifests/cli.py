@@ -21,8 +21,13 @@ def main() -> None:
 @click.option("--allow-outside-root", is_flag=True, help="Accept table paths outside the corpus folder.")
 def import_(corpus: str, audio_dir: str | None, out: str, allow_outside_root: bool) -> None:
     """Corpus -> a manifest of originals only."""
-    from . import write
+    from . import storage, write
     from .corpus import import_corpus
+    from .errors import UsageError
+
+    if storage.suffix(out) != ".parquet":
+        raise UsageError(f"--out {out}: a manifest is a Parquet file; give a name ending in .parquet")
+    storage.check_writable(storage.parent(storage.normalize(out)))  # before reading the corpus
 
     rows = import_corpus(corpus, audio_dir, allow_outside_root)
     write(rows, out)
@@ -32,11 +37,14 @@ def import_(corpus: str, audio_dir: str | None, out: str, allow_outside_root: bo
 
 @main.command()
 @click.argument("manifest")
-def validate(manifest: str) -> None:
-    """Check a manifest's schema (metadata only); exit 2 naming every problem."""
+@click.option("--schema-only", is_flag=True, help="Check the Parquet metadata only (fast; no rows read).")
+def validate(manifest: str, schema_only: bool) -> None:
+    """Check a manifest's schema and rows (duplicates across parts, enums, nulls, ranges); exit 2 naming
+    every problem with a count."""
     from . import validate as check
 
-    click.echo(f"ok: {check(manifest)} rows, schema v1")
+    n = check(manifest, content=not schema_only)
+    click.echo(f"ok: {n} rows, schema v1{' (schema only)' if schema_only else ''}")
 
 
 @main.command()

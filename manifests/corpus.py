@@ -14,12 +14,13 @@ import logging
 import os
 import posixpath
 import re
+import stat
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from . import storage
-from .audio import AUDIO_SUFFIXES, AudioError, describe
+from .audio import AUDIO_SUFFIXES, AudioError, describe, header_problem
 from .errors import UsageError, first_line
 from .schema import SPLITS, empty_row
 
@@ -50,13 +51,17 @@ def _split(value: str | None, where: str) -> str | None:
 
 
 def _inside(path: str, root: str, allow_outside_root: bool, where: str) -> str:
+    """`path` of a table row, joined to the table's folder; refused when what it really opens (symlinks,
+    symlinked folders resolved) lies outside that folder's real location."""
     resolved = storage.join(root, path)
-    if not allow_outside_root and not storage.is_within(resolved, root):
+    if not allow_outside_root and not storage.is_within(storage.real(resolved), storage.real(root)):
         raise UsageError(f"{where}: path {path} is outside the corpus root {root} (pass --allow-outside-root to permit)")
     return resolved
 
 
-def _row(utt_id: str, path: str, label: str, **extra) -> dict:
+def _row(utt_id: str, path: str, label: str, max_seconds: float | None = None, **extra) -> dict:
+    """A row of an original: header facts and sha256 of `path`, or status=failed and why. Only regular
+    files are opened; a header with an implausible rate or past `max_seconds` is not decoded."""
     row = empty_row()
     row.update(utt_id=utt_id, path=str(path), label=label, kind="original", source_id=utt_id,
                attack="-" if label == "bonafide" else "unknown", status="ok")
@@ -64,8 +69,11 @@ def _row(utt_id: str, path: str, label: str, **extra) -> dict:
     try:
         info = describe(path)
         row.update(info, duration_s=float(info["duration_s"]))
+        problem = header_problem(storage.name(path), info["sample_rate"], info["num_samples"], max_seconds)
         if not info["num_samples"]:
             row.update(status="failed", error=f"{storage.name(path)} has no audio samples")
+        elif problem:
+            row.update(status="failed", error=problem)
     except (AudioError, OSError) as e:
         row.update(status="failed", error=first_line(e))
     return row
@@ -80,6 +88,17 @@ def _check_unique(rows: list[dict], where: str) -> list[dict]:
     return rows
 
 
+def _is_special(path: str) -> bool:
+    """True for a local entry that exists (after symlinks) and is neither a regular file nor a folder."""
+    if storage.is_uri(path):
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing target or a symlink loop
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _unusable(path: str, kind: str) -> str | None:
     """Why a folder entry with an audio suffix cannot be a clip, or None."""
     try:
@@ -89,15 +108,22 @@ def _unusable(path: str, kind: str) -> str | None:
     if kind == storage.DIR:
         return "folder(s) named like audio files"
     if kind != storage.FILE:
+        if _is_special(path):  # a FIFO, socket or device: never opened (a FIFO would block forever)
+            return "named pipe(s), socket(s) or device file(s), not regular files"
         return "broken or looping symlink(s)"
     return None
 
 
-def audio_in_folder(root: str | os.PathLike) -> list[str]:
-    """Every usable audio file under `root`, recursively, sorted. Entries that cannot be a clip
-    (names that are not UTF-8, folders named like audio, broken links) are skipped and counted in
-    one warning per reason; no audio at all is a UsageError."""
+def _under(path: str, folders: tuple[str, ...]) -> bool:
+    return any(storage.is_within(storage.real(path), f) for f in folders)
+
+
+def audio_in_folder(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> list[str]:
+    """Every usable audio file under `root`, recursively, sorted, except what is under an `exclude`d
+    folder. Entries that cannot be a clip (names that are not UTF-8, folders named like audio, broken
+    links, named pipes) are skipped and counted in one warning per reason; no audio at all is a UsageError."""
     root = storage.normalize(root)
+    excluded = tuple(storage.real(storage.normalize(e)) for e in exclude)
     found = sorted((p, k) for p, k in storage.entries(root, recursive=True)
                    if storage.suffix(p) in AUDIO_SUFFIXES and not storage.name(p).startswith("."))
     files, skipped = [], collections.Counter()
@@ -105,6 +131,8 @@ def audio_in_folder(root: str | os.PathLike) -> list[str]:
         reason = _unusable(f, kind)
         if reason:
             skipped[reason] += 1
+        elif excluded and _under(f, excluded):
+            skipped["file(s) in the output folder, which is inside the corpus (not read as originals)"] += 1
         else:
             files.append(f)
     for reason, n in sorted(skipped.items()):
@@ -114,10 +142,11 @@ def audio_in_folder(root: str | os.PathLike) -> list[str]:
     return files
 
 
-def import_folder(root: str) -> list[dict]:
-    """Every audio file under `root`, recursively, as bona fide; utt_id = relative path without suffix."""
-    rows = [_row(posixpath.splitext(storage.relative(f, root))[0], f, "bonafide")
-            for f in audio_in_folder(root)]
+def import_folder(root: str, exclude: tuple[str, ...] = (), max_seconds: float | None = None) -> list[dict]:
+    """Every audio file under `root` (not under an `exclude`d folder), recursively, as bona fide;
+    utt_id = relative path without suffix."""
+    rows = [_row(posixpath.splitext(storage.relative(f, root))[0], f, "bonafide", max_seconds)
+            for f in audio_in_folder(root, exclude)]
     return _check_unique(rows, str(root))
 
 
@@ -130,7 +159,7 @@ def _read_table(path: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
 
 
-def import_table(path: str, allow_outside_root: bool = False) -> list[dict]:
+def import_table(path: str, allow_outside_root: bool = False, max_seconds: float | None = None) -> list[dict]:
     """A CSV/TSV/Parquet with at least `path,label`; optional utt_id, attack, speaker, language, split."""
     try:
         records = _read_table(path)
@@ -149,7 +178,7 @@ def import_table(path: str, allow_outside_root: bool = False) -> list[dict]:
         label = _label(rec["label"], where)
         utt = str(rec.get("utt_id") or Path(str(rec["path"])).with_suffix("").as_posix())
         attack = rec.get("attack") or None
-        rows.append(_row(utt, audio, label, attack=attack if label == "spoof" else "-",
+        rows.append(_row(utt, audio, label, max_seconds, attack=attack if label == "spoof" else "-",
                          speaker=rec.get("speaker"), language=rec.get("language"),
                          split=_split(rec.get("split"), where)))
     return _check_unique(rows, table_name)
@@ -175,7 +204,7 @@ def _find_asvspoof_audio(protocol: str, split: str | None) -> str:
     raise UsageError(f"cannot find the audio folder of {storage.name(protocol)}; pass it with --audio-dir")
 
 
-def import_asvspoof(protocol: str, audio_dir: str | None = None) -> list[dict]:
+def import_asvspoof(protocol: str, audio_dir: str | None = None, max_seconds: float | None = None) -> list[dict]:
     """ASVspoof 2019 LA protocol lines `SPEAKER UTT - ATTACK LABEL`; audio at audio_dir/UTT.flac."""
     pname = storage.name(protocol)
     m = re.search(r"\.(trn|trl|dev|eval|train)\b", pname)
@@ -192,7 +221,8 @@ def import_asvspoof(protocol: str, audio_dir: str | None = None) -> list[dict]:
         speaker, utt, _, attack, label = fields
         label = _label(label, f"{pname} line {n}")
         audio = next((f"{utt}{s}" for s in (".flac", ".wav") if f"{utt}{s}" in present), f"{utt}.flac")
-        rows.append(_row(utt, storage.join(audio_dir, audio), label, attack="-" if label == "bonafide" else attack,
+        rows.append(_row(utt, storage.join(audio_dir, audio), label, max_seconds,
+                         attack="-" if label == "bonafide" else attack,
                          speaker=speaker, language="en", split=split))
     if not rows:
         raise UsageError(f"protocol {protocol} has no lines")
@@ -205,22 +235,27 @@ def _is_protocol(path: str) -> bool:
 
 
 def import_corpus(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None = None,
-                  allow_outside_root: bool = False) -> list[dict]:
+                  allow_outside_root: bool = False, exclude: tuple[str | os.PathLike, ...] = (),
+                  max_seconds: float | None = None) -> list[dict]:
     """Rows of originals for a corpus: 'demo', a folder, a CSV/TSV/Parquet table or an ASVspoof protocol.
 
-    A folder holding `protocol.csv` is read through that table (labels, splits, speakers).
+    A folder holding `protocol.csv` is read through that table (labels, splits, speakers); a folder
+    read file by file leaves out what is under an `exclude`d folder (a run's own output). A clip whose
+    header declares more than `max_seconds` seconds is a failed row.
     """
     if str(corpus) == "demo":
-        return import_table(str(DEMO / "protocol.csv"))
+        return import_table(str(DEMO / "protocol.csv"), max_seconds=max_seconds)
     path = storage.normalize(corpus)
     found = storage.kind(path)
     if found is None:
         raise UsageError(f"corpus not found: {path} (give 'demo', a folder of audio, a CSV/TSV/Parquet or a protocol file)")
     if found == storage.DIR:
         table = storage.join(path, "protocol.csv")
-        return import_table(table, allow_outside_root) if storage.kind(table) == storage.FILE else import_folder(path)
+        if storage.kind(table) == storage.FILE:
+            return import_table(table, allow_outside_root, max_seconds)
+        return import_folder(path, tuple(map(str, exclude)), max_seconds)
     if storage.suffix(path) in (".csv", ".tsv", ".parquet"):
-        return import_table(path, allow_outside_root)
+        return import_table(path, allow_outside_root, max_seconds)
     if _is_protocol(path):
-        return import_asvspoof(path, storage.normalize(audio_dir) if audio_dir else None)
+        return import_asvspoof(path, storage.normalize(audio_dir) if audio_dir else None, max_seconds)
     raise UsageError(f"cannot tell what corpus {storage.name(path)} is: use a folder, .csv/.tsv/.parquet, or an ASVspoof protocol .txt")

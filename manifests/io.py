@@ -68,12 +68,22 @@ def _schema_problems(schema: pa.Schema, where: str) -> list[str]:
     return problems
 
 
-def validate(manifest: Location) -> int:
-    """Check every part's schema from metadata only; return the row count.
+def validate(manifest: Location, content: bool = True) -> int:
+    """Check every part's schema (metadata), then, unless `content` is False, its rows (see `checks`:
+    nulls in required columns, enumerations, ranges, utt_ids whose rows disagree); return the row count.
 
-    Raises UsageError naming every missing or mistyped column and the version found.
+    Raises UsageError naming every missing or mistyped column and the version found, or every
+    content problem with its count and an example.
     """
-    return _validated(manifest, _sources(manifest))
+    sources = _sources(manifest)
+    rows = _validated(manifest, sources)
+    if content:
+        from .checks import content_problems
+
+        problems = content_problems(sources)
+        if problems:
+            raise UsageError(f"invalid manifest: {len(problems)} problem(s): " + "; ".join(problems))
+    return rows
 
 
 def _validated(manifest: Location, sources: list[tuple[str, object]]) -> int:
@@ -91,6 +101,19 @@ def _validated(manifest: Location, sources: list[tuple[str, object]]) -> int:
     if problems:
         raise UsageError("invalid manifest: " + "; ".join(problems))
     return rows
+
+
+def remote_path_refusal(path: str, manifest: Location, allow: bool = False) -> str | None:
+    """Why the clip at `path`, listed in `manifest`, must not be read, or None.
+
+    A remote path (s3://, gs://, http://...) in a local manifest is read only when the user opts in
+    (`allow`, the --allow-remote-paths flag): a manifest from elsewhere must not make this machine
+    contact hosts of its choosing with the user's credentials. A remote manifest's paths are read.
+    """
+    if allow or not storage.is_uri(path) or storage.is_uri(storage.normalize(manifest)):
+        return None
+    return (f"remote path {path} in the local manifest {storage.name(manifest)} is not read "
+            "(pass --allow-remote-paths to read it)")
 
 
 def _conform(table: pa.Table) -> pa.Table:

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
+from . import tempfiles
 from .errors import UsageError, first_line
 
 _URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")
@@ -134,7 +135,13 @@ def relative(loc: str, root: str) -> str:
     return posixpath.relpath(k1, k2) if s1 else os.path.relpath(k1, k2)
 
 
+def real(loc: str) -> str:
+    """A local path with every symlink resolved (what is really opened); a URI unchanged."""
+    return loc if is_uri(loc) else os.path.realpath(loc)
+
+
 def is_within(loc: str, root: str) -> bool:
+    """True when `loc` is `root` or under it, by name (see `real` to compare what is really opened)."""
     (s1, b1, k1), (s2, b2, k2) = _root(loc), _root(root)
     if (s1, b1) != (s2, b2):
         return False
@@ -229,7 +236,7 @@ def write_atomic(loc: str | os.PathLike, write: Callable[[BinaryIO], object]) ->
         return normalize(s)
     dest = Path(s)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    tmp = tempfiles.temp_path(dest)  # short: a 255-byte `dest` name still has a valid temp name
     try:
         with open(tmp, "wb") as fh:
             write(fh)

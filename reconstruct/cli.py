@@ -7,6 +7,7 @@ import click
 
 from manifests import storage
 from manifests.clitools import Group, parse_kv
+from manifests.errors import UsageError
 
 from .cli_fit import fit
 from .cli_models import bench, list_cmd, models
@@ -40,11 +41,15 @@ def main() -> None:
 @click.option("--max-failure-rate", type=float, default=0.05, show_default=True, help="Exit 1 above this share of failed clips.")
 @click.option("--allow-outside-root", is_flag=True, help="Accept protocol paths outside the corpus folder.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")
+@click.option("--max-duration", "max_duration_s", type=float, default=4 * 3600.0, show_default=True,
+              help="Longest clip read, in seconds, as its header declares; longer ones are failed rows.")
 @click.option("--spectrograms", type=int, default=0, help="Also write OUT/spectrograms.png for N clips (original vs each model).")
 def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], spectrograms: int, **options) -> None:
     """Reconstruct every corpus clip with every selected model; re-running resumes."""
     from .run import run as run_job
 
+    if spectrograms < 0:
+        raise UsageError(f"--spectrograms is a number of clips >= 0, got {spectrograms}")
     cfg = RunConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), models=models,
                     params=tuple(parse_kv(params).items()), **options)
     summary = run_job(cfg, echo=lambda s: click.echo(s, err=True))
@@ -57,12 +62,30 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], spectrog
     if spectrograms:
         from .figures import spectrogram_grid
 
-        png = spectrogram_grid(manifest_dir, storage.join(summary.out, "spectrograms.png"), spectrograms)
-        click.echo(f"spectrograms: {png}")
+        try:
+            png = spectrogram_grid(manifest_dir, storage.join(summary.out, "spectrograms.png"), spectrograms)
+            click.echo(f"spectrograms: {png}")
+        except ValueError as e:  # nothing to plot is no reason to fail a finished run
+            click.echo(f"warning: no spectrograms: {e}", err=True)
     if summary.failure_rate > cfg.max_failure_rate:
         click.echo(f"error: {summary.failure_rate:.1%} of clips failed (> --max-failure-rate "
                    f"{cfg.max_failure_rate:.1%}); see the `error` column", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("run_dir")
+@click.option("--out", help="Where to write the page [RUN_DIR/report.html].")
+@click.option("--examples", type=click.IntRange(0, 1000), default=5, show_default=True,
+              help="Originals shown beside their reconstructions.")
+@click.option("--seconds", type=click.FloatRange(0.1, 60), default=4.0, show_default=True,
+              help="Length of each spectrogram.")
+def report(run_dir: str, out: str | None, examples: int, seconds: float) -> None:
+    """One self-contained HTML page of a run: counts, LSD/SNR histograms, originals beside their
+    reconstructions with spectrograms and audio players."""
+    from .report import write_report
+
+    click.echo(f"report: {write_report(run_dir, out, examples, seconds)}")
 
 
 # `reconstruct list` is `reconstruct models list`; fit and bench live beside their libraries.

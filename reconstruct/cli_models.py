@@ -11,6 +11,7 @@ import sys
 import click
 
 from manifests.clitools import Group
+from manifests.errors import UsageError
 
 
 @click.group("models", cls=Group)
@@ -71,10 +72,17 @@ def bench(method: str | None, names: tuple[str, ...], seconds: float, repeats: i
     Back-ends without local weights are timed with random weights in the published
     configuration, labelled `random-init` (same speed, meaningless audio).
     """
+    from manifests import storage
+
     from . import models as M
 
+    if json_out:
+        storage.check_writable(storage.parent(storage.normalize(json_out)))  # before timing anything
     rows = M.bench(method, list(names), seconds, repeats, threads, device, echo=lambda s: click.echo(s, err=True))
     click.echo(M.format_table(rows))
     if json_out:
-        with open(json_out, "w") as fh:
-            json.dump([dataclasses.asdict(r) for r in rows], fh, indent=1)
+        text = json.dumps([dataclasses.asdict(r) for r in rows], indent=1)
+        try:
+            storage.write_atomic(json_out, lambda fh: fh.write(text.encode()))
+        except OSError as e:
+            raise UsageError(f"cannot write --json {json_out}: {e.strerror or e}") from None

@@ -27,6 +27,7 @@ class RunConfig:
     max_failure_rate: float = 0.05               # above it the run exits 1
     allow_outside_root: bool = False             # accept protocol paths outside the corpus folder
     device: str = "auto"                         # cpu | cuda | auto (cuda when the worker has a GPU)
+    max_duration_s: float = 4 * 3600.0           # longer clips (as their header declares) are failed rows
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

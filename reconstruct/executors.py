@@ -75,8 +75,8 @@ def _init_ray(address: str | None) -> bool:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
             raise UsageError(f"cannot join Ray at {address}: {first_line(e)}") from None
-    else:
-        ray.init(num_cpus=os.cpu_count(), **kwargs)
+    else:  # "local": a Ray of our own even when another one runs here (plain init would join it, then refuse num_cpus)
+        ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     return True
 
 

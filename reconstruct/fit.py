@@ -64,6 +64,10 @@ class FitConfig:
             raise UsageError(f"device must be cpu or cuda, got {self.device!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise UsageError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+        if not 0 <= self.threads <= 1024:
+            raise UsageError(f"--threads must be in [0, 1024] (0 = torch's default), got {self.threads}")
+        if not 0 <= self.max_minutes < float("inf"):
+            raise UsageError(f"--max-minutes must be a number of minutes >= 0 (0 = no limit), got {self.max_minutes}")
 
 
 def build_unet(n_mels: int, crop_frames: int, channels: tuple[int, ...]):

@@ -37,8 +37,13 @@ def list_models(method: str | None = None) -> list[ModelInfo]:
     rows = []
     for name in available(method):
         cls = BACKENDS[name]
-        where = cls.weights_location()
+        try:
+            where = cls.weights_location()
+        except UsageError as e:  # a staged folder with a missing or mismatched file
+            where = f"unusable: {e}"
         offline = {"store": str(W.store_dir() / name), None: "no"}.get(where, where)
+        if getattr(cls, "missing_library", lambda: None)():
+            offline += " (its package is not installed)"
         rows.append(ModelInfo(name, cls.method, cls.sample_rate, cls.weights or "-", offline, cls.description))
     return rows
 
@@ -51,6 +56,8 @@ def pull(name: str, force: bool = False) -> Path:
     if W.offline():
         raise UsageError(f"cannot pull {name} ({cls.weights}): offline mode is set "
                          "(unset HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE / HARDSPOOF_OFFLINE)")
+    for other in getattr(cls, "also_pull", ()):  # weights it loads from another model's store entry
+        pull(other, force=force)
     return W.pull(name, cls.weights, getattr(cls, "allow_patterns", None), force=force)
 
 
@@ -89,17 +96,32 @@ class BenchRow:
     rtf_median: float  # processing seconds per second of audio (lower is faster; < 1 = faster than real time)
     rtf_min: float
     runs: int
+    raw_rtf_median: float | None = None  # the library's own call on the same clip at the model's rate, same run
+    overhead_pct: float | None = None    # back-end / raw - 1, in %: median of adjacent pairs (CPU time on a CPU)
+    rtf_cpu_median: float | None = None  # as rtf_median and raw_rtf_median, in CPU seconds of this process
+    raw_rtf_cpu_median: float | None = None  # (robust to other jobs on a shared machine; = wall at 1 thread idle)
 
 
 def bench(method: str | None = None, models: list[str] | None = None, seconds: float = 4.0, repeats: int = 3,
-          threads: int | None = None, device: str = "cpu", echo=lambda s: None) -> list[BenchRow]:
-    """Real-time factor of each selected back-end on a `seconds`-long 16 kHz clip (median of `repeats`)."""
+          threads: int | None = None, device: str = "cpu", echo=lambda s: None,
+          params: dict[str, str] | None = None) -> list[BenchRow]:
+    """Real-time factor of each selected back-end on a `seconds`-long 16 kHz clip (median of `repeats`).
+
+    A back-end with a `raw(wav)` method (the library's own call, nothing else) is also timed that way on
+    the same clip, resampled beforehand to the model's rate, in adjacent pairs with the back-end runs, so
+    the wrapper's overhead (resampling, length fix, checks) is measured side by side. `params` go to every
+    selected back-end that has them (e.g. {"ddim_steps": "10"})."""
     import torch
 
+    if not 1 <= repeats <= 1000 or not 0 < seconds <= 3600:
+        raise UsageError(f"need --repeats in [1, 1000] and --seconds in (0, 3600], got {repeats}, {seconds}")
+    if threads is not None and not 1 <= threads <= 1024:
+        raise UsageError(f"--threads must be in [1, 1024], got {threads}")
+    from .preflight import check_device
+
+    check_device(device)
     if threads:
         torch.set_num_threads(threads)
-    if repeats < 1 or seconds <= 0:
-        raise UsageError(f"need --repeats >= 1 and --seconds > 0, got {repeats}, {seconds}")
     names = list(models) if models else available(method)
     if not names:
         raise UsageError(f"no back-end with method {method!r}; methods: codec, vocoder, diffusion")
@@ -108,35 +130,74 @@ def bench(method: str | None = None, models: list[str] | None = None, seconds: f
     for name in names:
         cls = get(name)
         echo(f"bench {name} ...")
+        own = {k: v for k, v in (params or {}).items() if k in {f.name for f in dataclasses.fields(cls.Params)}}
         with tempfile.TemporaryDirectory(prefix="hardspoof-bench-") as tmp:
-            where, checkpoint = cls.weights_location(), None
-            if where is None:
-                if not hasattr(cls, "random_weights"):
-                    rows.append(BenchRow(name, cls.method, cls.sample_rate, "skipped: no weights", "-", 0, 0, 0, 0))
-                    continue
-                checkpoint = cls.random_weights(Path(tmp) / name)
-                where = "random-init (published config)"
-            elif where in ("store", "checkpoint"):
-                where = "pretrained"
-            start = time.perf_counter()
-            backend = cls(checkpoint=checkpoint, device=device)
-            load_s = time.perf_counter() - start
-            backend.reconstruct(wav[:16000], 16000, seed=0)  # warm-up: lazy init, allocator, caches
-            times = []
-            for i in range(repeats):
+            try:
+                where, checkpoint = cls.weights_location(), None
+                if where is None and hasattr(cls, "random_weights"):
+                    checkpoint, where = cls.random_weights(Path(tmp) / name), "random-init (published config)"
+                elif where in ("store", "checkpoint"):
+                    where = "pretrained"
+                if where is None:
+                    raise UsageError("no weights")
                 start = time.perf_counter()
-                backend.reconstruct(wav, 16000, seed=i)
-                times.append(time.perf_counter() - start)
+                backend = cls(own, checkpoint=checkpoint, device=device)
+                load_s = time.perf_counter() - start
+            except UsageError as e:  # no weights, or its library is not installed
+                rows.append(BenchRow(name, cls.method, cls.sample_rate, f"skipped: {e}", "-", 0, 0, 0, 0))
+                continue
+            runs, raw_runs = _time(backend, wav, repeats, device)
+        times = [wall for wall, _ in runs]
+        raw = statistics.median(wall for wall, _ in raw_runs) if raw_runs else None
+        # overhead: on a CPU the process's CPU time (other people's jobs on a shared machine do not count), on a
+        # GPU wall time; the median over adjacent pairs
+        pick = 0 if torch.device(device).type == "cuda" else 1
+        ratio = statistics.median(b[pick] / r[pick] for b, r in zip(runs, raw_runs)) if raw_runs else None
         rows.append(BenchRow(name, cls.method, cls.sample_rate, where, backend.params_json(), round(load_s, 2),
-                             round(statistics.median(times) / seconds, 4), round(min(times) / seconds, 4), repeats))
+                             round(statistics.median(times) / seconds, 4), round(min(times) / seconds, 4), repeats,
+                             None if raw is None else round(raw / seconds, 4),
+                             None if ratio is None else round(100 * (ratio - 1), 1),
+                             round(statistics.median(cpu for _, cpu in runs) / seconds, 4),
+                             round(statistics.median(cpu for _, cpu in raw_runs) / seconds, 4) if raw_runs else None))
         del backend
     return rows
 
 
+def _time(backend, wav: np.ndarray, repeats: int, device: str) -> tuple[list[tuple[float, float]], list]:
+    """(wall, process CPU) seconds per run through `reconstruct` (16 kHz in and out) and through `raw` (same
+    clip, already at the model's rate), run in adjacent pairs whose order alternates."""
+    import torch
+
+    from manifests.audio import resample
+
+    raw = getattr(backend, "raw", None)
+    inner = torch.from_numpy(resample(wav, 16000, backend.sample_rate)).to(backend.device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+    def through_backend(i: int) -> None:
+        backend.reconstruct(wav, 16000, seed=i)
+
+    def through_raw(i: int) -> None:
+        with torch.inference_mode():
+            raw(inner)
+        sync()
+
+    runs = {through_backend: [], through_raw: []} if raw is not None else {through_backend: []}
+    for run in runs:  # warm-up on the same clip: lazy init, allocator, caches
+        run(0)
+    for i in range(repeats):
+        for run in (list(runs) if i % 2 == 0 else list(runs)[::-1]):
+            wall, cpu = time.perf_counter(), time.process_time()
+            run(i)
+            runs[run].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return runs[through_backend], runs.get(through_raw, [])
+
+
 def format_table(rows: list[BenchRow]) -> str:
     """Markdown table of bench rows."""
-    out = ["| model | method | rate | weights | load s | RTF median | RTF min | params |",
-           "|---|---|---:|---|---:|---:|---:|---|"]
+    out = ["| model | method | rate | weights | load s | RTF median | RTF min | raw RTF | overhead | params |",
+           "|---|---|---:|---|---:|---:|---:|---:|---:|---|"]
     out += [f"| {r.model} | {r.method} | {r.sample_rate} | {r.weights} | {r.load_s:.2f} | {r.rtf_median:.3f} | "
-            f"{r.rtf_min:.3f} | `{r.params}` |" for r in rows]
+            f"{r.rtf_min:.3f} | {'-' if r.raw_rtf_median is None else f'{r.raw_rtf_median:.3f}'} | "
+            f"{'-' if r.overhead_pct is None else f'{r.overhead_pct:+.1f} %'} | `{r.params}` |" for r in rows]
     return "\n".join(out)

@@ -12,14 +12,16 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 import manifests
-from manifests import storage
+from manifests import storage, tempfiles
 from manifests.corpus import import_corpus
 from manifests.errors import UsageError
 
 from . import weights
+from .backends import BACKENDS
 from .config import RunConfig
 from .executors import run_local, run_ray
 from .plan import ModelSpec, build_tasks, done_ids, resolve_models
+from .preflight import check_options, check_plan
 from .worker import DISK_FULL, TOOLKIT_VERSION
 
 
@@ -64,9 +66,11 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _originals(cfg: RunConfig) -> tuple[list[dict], str]:
-    """Corpus rows (the first --limit of them) and the corpus root that output paths mirror."""
-    rows = import_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root)
+def _originals(cfg: RunConfig, out: str) -> tuple[list[dict], str]:
+    """Corpus rows (the first --limit of them) and the corpus root that output paths mirror. A folder
+    corpus never counts what is under `out` (its own reconstructions, when --out is inside --corpus)."""
+    rows = import_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root, exclude=(out,),
+                         max_seconds=cfg.max_duration_s)
     root = storage.common_parent(r["path"] for r in rows)
     rows = rows[: cfg.limit] if cfg.limit else rows
     now = dt.datetime.now(dt.timezone.utc)
@@ -87,15 +91,15 @@ def _preflight(specs: list[ModelSpec]) -> None:
 
 def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     """Reconstruct every corpus clip with every selected model; resumable, never duplicates."""
-    if cfg.batch_size < 1 or cfg.workers < 0 or cfg.gpus_per_worker < 0:
-        raise UsageError("--batch-size must be >= 1, --workers and --gpus-per-worker >= 0")
+    check_options(cfg)
     out = storage.normalize(cfg.out)
     manifest_dir = storage.join(out, "manifest")
     specs, notices = resolve_models(cfg.methods, cfg.models, dict(cfg.params), cfg.checkpoint)
     for n in notices:
         echo(n)
-    originals, root = _originals(cfg)
+    originals, root = _originals(cfg, out)
     tasks = build_tasks(originals, specs, out, root, cfg.seed)
+    check_plan(originals, tasks, list(BACKENDS))
     done = done_ids(manifest_dir, cfg.retry_failed)
     tallies = {s.variant: ModelTally() for s in specs}
     jobs = []
@@ -115,6 +119,8 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
              f"(~{seconds * len(specs) / 3600:.3f} h of audio out)")
         return summary
     storage.check_writable(out)
+    if not storage.is_uri(out):
+        tempfiles.sweep(out)  # temp files a killed run left (object stores never hold partial objects)
     _preflight([s for s, _ in jobs])
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     for r in originals:

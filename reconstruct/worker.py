@@ -16,9 +16,11 @@ import pyarrow as pa
 
 import manifests
 from manifests.audio import describe, load_audio, save_audio
+from manifests.audiostream import is_long
 from manifests.errors import first_line
 
-from .hardness import lsd_db, snr_db
+from .hardness import snr_lsd_db
+from .longclip import reconstruct_long
 from .plan import ModelSpec
 
 TOOLKIT_VERSION = manifests.__version__
@@ -57,11 +59,16 @@ class ReconstructWorker:
                    toolkit_version=TOOLKIT_VERSION)
         start = time.perf_counter()
         try:
-            wav, sr = load_audio(task["src_path"])
-            out = self.backend.reconstruct(wav, sr, seed=task["seed"])
-            save_audio(task["out_path"], out, sr)
-            row.update(describe(task["out_path"]), snr_db=snr_db(wav, out), lsd_db=lsd_db(wav, out, sr),
-                       status="ok")
+            if is_long(task["src_path"]):  # streamed: memory stays bounded whatever the length
+                hardness = reconstruct_long(self.backend, task["src_path"], task["out_path"], task["seed"])
+            else:
+                wav, sr = load_audio(task["src_path"])
+                out = self.backend.reconstruct(wav, sr, seed=task["seed"])
+                save_audio(task["out_path"], out, sr)
+                snr, lsd = snr_lsd_db(wav, out, sr)
+                hardness = {"snr_db": snr, "lsd_db": lsd}
+                del wav, out
+            row.update(describe(task["out_path"]), **hardness, status="ok")
         except OSError as e:
             if e.errno in DISK_FULL:  # not this clip's fault: stop the run, the next one resumes
                 raise

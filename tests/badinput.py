@@ -74,6 +74,11 @@ CASES: list[tuple[str, str, Callable[[Path], None], str, str]] = [
     ("non-UTF-8 file name", "caf\udce9.wav", _write("PCM_16"), "skipped: not valid UTF-8", "skipped: not valid UTF-8"),
     ("symlink loop", "loop-a.wav", _symlink_loop, "skipped: broken or looping symlink", "skipped: broken or looping symlink"),
     ("folder named like a file", "folder.wav", lambda p: p.mkdir(), "skipped: folder(s) named like audio", "skipped: folder(s) named like audio"),
+    ("header that says 1 Hz (32 kB WAV)", "one-hz.wav", _bytes(_wav_header(16000, sr=1) + b"\x01\x00" * 16000),
+     "failed: sample rate of 1 Hz", "error: sample rate of 1 Hz"),
+    ("named pipe (FIFO)", "fifo.wav", lambda p: os.mkfifo(p), "skipped: named pipe(s)", "skipped: named pipe(s)"),
+    ("254-byte file name", "n" * 250 + ".wav", _write("PCM_16"), "ok", "score"),
+    ("tab, newline, quote, leading # in a file name", '#tab\tnew\nline"q.wav', _write("PCM_16"), "ok", "score"),
 ]
 
 
@@ -86,12 +91,32 @@ def make_bad_corpus(root: Path, cases=CASES) -> Path:
     return root
 
 
-# Whole-run problems: exit code 2 with one line, nothing written.
+# Whole-run problems (exit code 2 with one line, nothing written) and cases beyond one folder of files:
+# (input, what `reconstruct run` gives, what `detector score`/`eval` give); tested where their tests say.
 USAGE_CASES = [
     ("duplicate utt_id in a protocol", "exit 2: duplicate utt_id"),
     ("protocol path `../../etc/passwd` or `/etc/passwd`", "exit 2: outside the corpus root (unless --allow-outside-root)"),
+    ("protocol path through a symlinked folder that leads outside the root", "exit 2: outside the corpus root "
+     "(real paths are compared)"),
     ("protocol line with the wrong field count", "exit 2: names the line"),
+    ("FIFO named in a protocol or manifest", "a `failed` row: \"... is a named pipe (FIFO), not a regular file\"",
+     "a row with no score, the same reason"),
+    ("two corpus clips with one output path (`x.wav` and `x.flac` in a table)", "exit 2 before any work: names the pair"),
+    ("corpus utt_id that ends like a reconstruction's (`y__vorbis`)", "exit 2 before any work: names the utt_id"),
+    ("`--out` inside a folder `--corpus`", "its files are left out of the import (counted on stderr), never "
+     "read as originals"),
+    ("header declaring more than `--max-duration` seconds (default 14400, 4 h)", "a `failed` row, not decoded",
+     "a row with no score, not decoded"),
+    ("2-hour clip", "a reconstruction, streamed in bounded memory", "a score, streamed in bounded memory"),
+    ("remote path (`s3://`, `http://`) in a local manifest", "(in a corpus table: exit 2, outside the corpus root)",
+     "a row with no score unless `--allow-remote-paths`; with it, an unreachable one fails alone"),
+    ("manifest with one utt_id in two parts under opposite labels, nulls in required columns, an unknown "
+     "label/kind/status/split/method, a negative or NaN `duration_s`", "`manifests validate`: exit 2 naming each "
+     "problem with a count (`--schema-only`: metadata only)"),
     ("manifest of a newer major schema version, a wrong type, a missing column", "exit 2: names each problem"),
+    ("`--device bogus`, `--limit 0`, `--max-failure-rate 2`, an unwritable `--out`, `manifests import --out x.csv`",
+     "exit 2, one line, before any work", "exit 2, one line, before any work (`--batch-size 0`, `--out /proc/x.tsv`)"),
+    ("temp files left by a run killed with `kill -9`", "removed when the run is started again"),
     ("torch checkpoint that would run code when unpickled", "refused: weights_only loading"),
 ]
 
@@ -108,8 +133,8 @@ def markdown_table() -> str:
     for label, _, _, recon, score in CASES:
         same = recon == score and recon.startswith("skipped")
         lines.append(f"| {label} | {_says(recon)} | {'the same' if same else _says(score)} |")
-    for label, what in USAGE_CASES:
-        lines.append(f"| {label} | {what} | |")
+    for label, what, *score in USAGE_CASES:
+        lines.append(f"| {label} | {what} | {score[0] + ' ' if score else ''}|")
     return "\n".join(lines)
 
 

@@ -75,7 +75,7 @@ def ray_session():
     """One local Ray instance for the whole test session (2 CPUs)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,  # even if another Ray runs
                  runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}})
     yield ray
     ray.shutdown()

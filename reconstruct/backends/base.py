@@ -12,7 +12,7 @@ import dataclasses
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -91,8 +91,8 @@ class Backend(ABC):
             raise ValueError(f"clip of {wav.shape[0]} samples at {sr} Hz is shorter than {self.name}'s "
                              f"minimum of {self.min_samples()} samples at {self.sample_rate} Hz")
         out = self._chunked(inner, int(seed))
-        out = fit_length(resample(out, self.sample_rate, sr), wav.shape[0])
-        return np.clip(out, -1.0, 1.0).astype(np.float32)
+        out = np.asarray(fit_length(resample(out, self.sample_rate, sr), wav.shape[0]), np.float32)
+        return np.clip(out, -1.0, 1.0, out=out if out.flags.writeable else None)  # in place: no second copy
 
     def min_samples(self) -> int:
         """Shortest input (at self.sample_rate) the model can take."""
@@ -106,23 +106,42 @@ class Backend(ABC):
             raise RuntimeError(f"{self.name} produced NaN or Inf audio")
         return fit_length(out, wav.shape[0])
 
+    def _layout(self, total: int) -> tuple[int, int, list[int]]:
+        """(chunk size, cross-fade, chunk starts) for `total` samples at self.sample_rate: the whole
+        clip up to chunk_s, else equal chunks overlapping by overlap_s, the last one ending at the end."""
+        size, overlap = int(self.chunk_s * self.sample_rate), int(self.overlap_s * self.sample_rate)
+        if total <= size:
+            return total, 0, [0]
+        n = -(-(total - overlap) // (size - overlap))
+        size = -(-(total + (n - 1) * overlap) // n)  # equal chunks, none shorter than the others
+        return size, overlap, [min(k * (size - overlap), total - size) for k in range(n)]
+
     def _chunked(self, wav: np.ndarray, seed: int) -> np.ndarray:
         """Whole clip in one pass up to chunk_s; longer ones as equal chunks, linearly cross-faded."""
         total = wav.shape[0]
-        size, overlap = int(self.chunk_s * self.sample_rate), int(self.overlap_s * self.sample_rate)
-        if total <= size:
+        size, overlap, starts = self._layout(total)
+        if len(starts) == 1:
             return self._one(wav, seed)
-        n = -(-(total - overlap) // (size - overlap))
-        size = -(-(total + (n - 1) * overlap) // n)  # equal chunks, none shorter than the others
         out = np.zeros(total, np.float32)
         fade = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
-        for k in range(n):
-            start = min(k * (size - overlap), total - size)
+        for k, start in enumerate(starts):
             piece = self._one(wav[start:start + size], seed + k)
             head = overlap if k > 0 else 0
             out[start:start + head] = out[start:start + head] * (1.0 - fade[:head]) + piece[:head] * fade[:head]
             out[start + head:start + size] = piece[head:]
         return out
+
+    @torch.inference_mode()
+    def reconstruct_stream(self, blocks: Iterable[np.ndarray], sr: int, total: int,
+                           seed: int = 0) -> Iterator[np.ndarray]:
+        """`reconstruct` for a clip too long to hold: (T,) float32 input at sr Hz as consecutive blocks,
+        T = `total` samples in all -> output blocks at sr Hz, T samples in all, float32 in [-1, 1].
+        Same chunks, seeds and cross-fades as `reconstruct`, so the output equals it up to resampling
+        round-off; memory is a few chunks. Raises ValueError when the input holds more or fewer than
+        `total` samples."""
+        from .streaming import chunk_stream
+
+        yield from chunk_stream(self, blocks, sr, total, int(seed))
 
 
 def parse_params(cls: type, given: dict[str, Any], backend: str) -> Any:

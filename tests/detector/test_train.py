@@ -98,3 +98,25 @@ def test_validation_loss_is_class_balanced():
     many_bona = validation_loss(scores, labels)
     assert many_bona == validation_loss(np.array([3.0, -1.0]), np.array([1, 0]))
     assert abs(many_bona - (np.log1p(np.exp(-3.0)) + np.log1p(np.exp(-1.0))) / 2) < 1e-12
+
+
+def test_remote_paths_in_a_local_manifest_are_not_read_by_train(manifest: Path, tmp_path: Path, monkeypatch):
+    """A row pointing at s3:// in a local manifest would make training contact that host with the user's
+    credentials: it is left out and counted, and nothing tries to open it."""
+    from click.testing import CliRunner
+
+    from detector.cli import main
+    from manifests import storage
+
+    rows = manifests.read(manifest).to_pylist()
+    evil = dict(rows[0], utt_id="evil", source_id="evil", path="s3://some-bucket/x.wav")
+    local = manifests.write(rows + [evil], tmp_path / "with-remote.parquet")
+    opened = []
+    real = storage.filesystem
+    monkeypatch.setattr(storage, "filesystem", lambda loc, *a, **k: opened.append(loc) or real(loc, *a, **k))
+    r = CliRunner().invoke(main, ["train", "--manifest", str(local), "--out", str(tmp_path / "run"), "--frontend",
+                                  "tiny", "--backend", "linear", "--tiny-hidden", "16", "--crop", "8000", "--batch-size",
+                                  "2", "--epochs", "1", "--max-steps", "1", "--no-augment", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "1 clip(s) with a remote path in a local manifest not used" in r.output
+    assert not any("some-bucket" in str(o) for o in opened)

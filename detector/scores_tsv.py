@@ -1,0 +1,43 @@
+"""The scores file of `detector eval` and `detector score`: tab-separated, one header comment.
+
+Line 1 is the only comment: it starts with `# ` and says what the score means. Line 2 holds the
+column names; every later line is one clip. A field holding a tab, a line break, a double quote
+or a `#` is written in double quotes (a quote inside doubled), as Python's csv module and pandas
+read it: so ids from any file name (tabs, newlines, a leading `#`) round-trip, and no data line
+can be mistaken for a comment. Read it with `csv.reader(f, delimiter="\\t")` after skipping line 1,
+or `pandas.read_csv(f, sep="\\t", skiprows=1, keep_default_na=False)`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Sequence
+
+from manifests import storage
+
+HEADER = ("# hardspoof scores: score = bona fide logit: higher score = more likely bona fide; decision uses "
+          "threshold {thr:.6g}; only this first line is a comment; fields holding a tab, line break, quote or # "
+          "are double-quoted")
+_SPECIAL = ("\t", "\n", "\r", '"', "#")
+
+
+def _field(v: object) -> str:
+    s = "" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v))
+    if any(c in s for c in _SPECIAL):
+        return '"' + s.replace('"', '""') + '"'
+    return s
+
+
+def write(loc: str | os.PathLike, threshold: float, columns: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """Write the scores file atomically (temp + rename locally); returns its location."""
+    text = "\n".join([HEADER.format(thr=threshold), "\t".join(columns),
+                      *("\t".join(_field(v) for v in r) for r in rows)]) + "\n"
+    return storage.write_atomic(loc, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def read(loc: str | os.PathLike) -> list[dict]:
+    """The rows of a scores file as dicts of strings (column name -> field)."""
+    text = storage.read_bytes(loc).decode("utf-8")
+    body = text.split("\n", 1)[1] if text.startswith("#") else text
+    return list(csv.DictReader(io.StringIO(body, newline=""), delimiter="\t"))

@@ -1,0 +1,78 @@
+"""Checks `reconstruct run` makes before any work: option values, and a plan that would overwrite.
+
+Every problem is a UsageError (one line, exit 2) naming what was given and what is allowed.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import pyarrow as pa
+
+from manifests.errors import UsageError
+
+from .config import RunConfig
+
+
+def check_options(cfg: RunConfig) -> None:
+    """Option values the CLI types cannot check."""
+    if cfg.batch_size < 1 or cfg.workers < 0 or not 0 <= cfg.gpus_per_worker < math.inf:
+        raise UsageError("--batch-size must be >= 1, --workers and --gpus-per-worker >= 0")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {cfg.limit} (leave it out for the whole corpus)")
+    if not 0 <= cfg.max_failure_rate <= 1:
+        raise UsageError(f"--max-failure-rate is a share of clips in [0, 1], got {cfg.max_failure_rate}")
+    if not 0 <= cfg.threads_per_worker <= 1024:
+        raise UsageError(f"--threads-per-worker must be in [0, 1024] (0 = share the cores), got {cfg.threads_per_worker}")
+    if not 0 < cfg.max_duration_s < math.inf:
+        raise UsageError(f"--max-duration must be a positive number of seconds, got {cfg.max_duration_s}")
+    check_device(cfg.device, cfg.executor, cfg.gpus_per_worker)
+
+
+def check_device(device: str, executor: str = "local", gpus_per_worker: float = 0.0) -> None:
+    """`device` must be auto or a torch device string; a GPU one needs a GPU where the work runs."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if kind == "cpu":
+        return
+    if kind != "cuda":
+        raise UsageError(f"--device {device!r}: reconstruct runs on cpu or cuda, not {kind}")
+    if executor == "ray":
+        if gpus_per_worker <= 0:
+            raise UsageError(f"--device {device} with Ray needs --gpus-per-worker F so actors get a GPU")
+    elif not torch.cuda.is_available():
+        raise UsageError(f"--device {device} but torch sees no GPU on this machine; use --device cpu")
+
+
+def _reserved(names: list[str]) -> re.Pattern:
+    """utt_ids that end the way a reconstruction's does: `__<back-end>` or `__<back-end>@<params>`."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"__(?:{alternatives})(?:@.*)?$", re.DOTALL)
+
+
+def check_plan(originals: list[dict], tasks: pa.Table, backend_names: list[str]) -> None:
+    """Refuse a plan that would overwrite: a corpus utt_id with a reconstruction's suffix (its row would
+    be replaced by the reconstruction of another clip), two reconstructions with one output file, or
+    an output file that is a corpus clip. Names the first offender."""
+    reserved = _reserved(backend_names)
+    for r in originals:
+        if reserved.search(r["utt_id"]):
+            raise UsageError(f"corpus utt_id {r['utt_id']!r} ends like a reconstruction's id (<utt_id>__<model>); "
+                             "rename it (e.g. replace the double underscore)")
+    srcs, dsts, ids = (tasks[c].to_pylist() for c in ("src_path", "out_path", "source_id"))
+    sources = set(srcs)
+    seen: dict[str, int] = {}
+    for i, dst in enumerate(dsts):
+        if dst in sources:
+            raise UsageError(f"the reconstruction of {srcs[i]} would overwrite the corpus clip {dst}; "
+                             "choose an --out outside the corpus audio")
+        first = seen.setdefault(dst, i)
+        if ids[first] != ids[i]:
+            raise UsageError(f"corpus clips {ids[first]!r} ({srcs[first]}) and {ids[i]!r} ({srcs[i]}) would both be "
+                             f"reconstructed to {dst} (output names drop the suffix); rename or drop one of them")
