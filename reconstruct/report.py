@@ -113,9 +113,12 @@ def _clip_cell(title: str, row: dict, seconds: float) -> str:
 
 
 def write_report(run_dir: str, out: str | None = None, examples: int = 5, seconds: float = 4.0) -> str:
-    """Write RUN_DIR/report.html (or `out`) for the manifest of a `reconstruct run` output folder;
-    returns its location. Examples: the first `examples` bona fide originals (by utt_id) that have a
-    reconstruction, each with all of its reconstructions."""
+    """Write RUN_DIR/report.html (or `out`) for the manifest of a `reconstruct run` output folder (or of a
+    manifest given directly: then NAME.report.html beside it); returns its location. Examples: the first
+    `examples` bona fide originals (by utt_id) that have a reconstruction, each with all of them."""
+    found = storage.kind(run_dir)
+    if found is None:
+        raise UsageError(f"{run_dir} does not exist; give a `reconstruct run` output folder or a manifest")
     manifest = storage.join(run_dir, "manifest") if storage.kind(storage.join(run_dir, "manifest")) else run_dir
     rows = [r for r in manifests.read(manifest).to_pylist() if r["status"] == "ok"]
     recons = [r for r in rows if r["kind"] == "reconstruction"]
@@ -141,5 +144,9 @@ def write_report(run_dir: str, out: str | None = None, examples: int = 5, second
         cells += [_clip_cell(r["model"], r, seconds) for r in sorted(by_source[o["utt_id"]], key=lambda r: r["model"])]
         parts.append(f"<h3>{html.escape(o['utt_id'])}</h3><div class='ex'>{''.join(cells)}</div>")
     parts.append("</body></html>")
-    dest = out or storage.join(run_dir, "report.html")
-    return storage.write_atomic(dest, lambda fh: fh.write("\n".join(parts).encode("utf-8")))
+    dest = out or (storage.join(run_dir, "report.html") if found == storage.DIR
+                   else storage.join(storage.parent(run_dir), storage.name(run_dir).rsplit(".", 1)[0] + ".report.html"))
+    try:
+        return storage.write_atomic(dest, lambda fh: fh.write("\n".join(parts).encode("utf-8")))
+    except OSError as e:
+        raise UsageError(f"cannot write the report to {dest}: {e.strerror or e}") from None

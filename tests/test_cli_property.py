@@ -5,8 +5,8 @@ this file: a value is drawn by the option's type (int, float, choice, flag, text
 mix valid values with zero, negatives, NaN, infinities, huge numbers, unwritable and missing paths.
 Inputs (corpus, manifest, checkpoint) are drawn from tiny real ones and broken ones. Left out on
 purpose: `--executor ray` (a Ray start per example is too slow; the option checks are the same code),
-values that would make one example run for minutes (long benchmark clips, thousands of fit steps),
-and `detector train` / `detector experiment` (their option and config checks are tested with them).
+values that would make one example run for minutes (long benchmark clips, thousands of fit steps, so
+`detector train` always gets `--epochs 1 --max-steps 1`).
 """
 from __future__ import annotations
 
@@ -44,8 +44,18 @@ def world(tmp_path_factory):
     assert CliRunner().invoke(detector, ["train", "--manifest", str(manifest), "--out", str(root / "run"),
                                          *TINY]).exit_code == 0
     (root / "text.txt").write_text("not a corpus\n")
+    import yaml
+
+    from tests.detector.test_experiment import TINY as TINY_SECTIONS
+
+    experiment = root / "exp.yaml"
+    experiment.write_text(yaml.safe_dump({"train": {"manifest": str(manifest)}, "defaults": TINY_SECTIONS,
+                                          "variants": {"v": {"train": {"loss": "ce", "max_steps": 1}}},
+                                          "eval": {"all": {"manifest": str(manifest)}}}))
+    (root / "broken.yaml").write_text("train: {manifest: [\n")
     return {"root": root, "corpus": corpus, "manifest": manifest, "run": root / "run", "text": root / "text.txt",
-            "missing": root / "missing", "proc": Path("/proc/x/y")}
+            "missing": root / "missing", "proc": Path("/proc/x/y"), "experiment": experiment,
+            "broken": root / "broken.yaml"}
 
 
 def _paths(world, *good):
@@ -137,6 +147,22 @@ def _commands(world) -> dict:
         "detector eval": (detector, ["eval"], {"ckpt": ckpt, "manifest": man, "out": _out(world)},
                           {"no_progress": ["--no-progress"]}),
         "detector inspect": (detector, ["inspect"], {"ckpt": ckpt}, {}),
+        "detector train": (detector, ["train"], {
+            "manifests_": man, "out": _out(world), "config_file": _paths(world, world["broken"]),
+            "frontend": st.sampled_from(["tiny", "lfcc", "xlsr", "hf:bogus", "bogus", ""]),
+            "noise_dir": _paths(world, world["corpus"]), "rir_dir": _paths(world, world["corpus"]),
+            "holdout_attacks": st.sampled_from(["A01", "nope", "A01,A02", ""]),
+            "bonafide_methods": st.sampled_from(["vocoder", "", "x,y"])},
+            {"epochs": ["--epochs", "1"], "max_steps": ["--max-steps", "1"], "no_progress": ["--no-progress"],
+             "tiny_hidden": ["--tiny-hidden", "8"], "tiny_layers": ["--tiny-layers", "1"],
+             "num_workers": ["--num-workers", "0"], "crop": ["--crop", "4000"]}),
+        "detector experiment": (detector, ["experiment"], {
+            "config_file": _paths(world, world["experiment"], world["broken"]), "out": _out(world),
+            "sets": st.sampled_from(["A=b", "x", "=", "DEV_CORPUS=/nope"]),
+            "ray_address": st.sampled_from(["bogus"])}, {}),
+        "reconstruct report": (reconstruct, ["report"], {
+            "run_dir": _paths(world, world["manifest"]), "out": _out(world).map(lambda o: o + ".html"),
+            "examples": st.sampled_from([-1, 0, 1, 10 ** 9]), "seconds": FLOATS}, {}),
     }
 
 
@@ -149,10 +175,12 @@ def _command(group: click.Group, path: list[str]) -> click.Command:
 
 COMMANDS = ["reconstruct run", "reconstruct list", "reconstruct models list", "reconstruct models verify",
             "reconstruct models pull", "reconstruct bench", "reconstruct fit", "manifests import",
-            "manifests validate", "manifests stats", "detector score", "detector eval", "detector inspect"]
+            "manifests validate", "manifests stats", "detector score", "detector eval", "detector inspect",
+            "detector train", "detector experiment", "reconstruct report"]
 
 
-EXAMPLES = {"reconstruct run": 10, "reconstruct fit": 6, "reconstruct bench": 6}  # seconds per example; no shrinking
+EXAMPLES = {"reconstruct run": 10, "reconstruct fit": 6, "reconstruct bench": 6, "detector train": 12,
+            "detector experiment": 6}  # seconds per example; no shrinking
 
 
 @pytest.mark.parametrize("name", COMMANDS)
