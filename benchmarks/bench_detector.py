@@ -6,7 +6,9 @@ Prints, for the `tiny` front-end + AASIST back-end with RACL:
   1. training samples/s through detector's own loop pieces (sampler + DataLoader + batch_loss + Adam),
   2. the same model in a bare PyTorch loop over preloaded tensors (BCE only, no I/O),
   3. the data loader alone (read + resample + crop + augment + collate), samples/s, and its ratio to (1),
-  4. scoring real-time factor (seconds of compute per second of audio) via detector.scoring.
+  4. scoring real-time factor (seconds of compute per second of audio) via detector.scoring,
+  5. the same scoring through the model exported to ONNX and run by onnxruntime (same threads, same windows),
+     against PyTorch in alternating runs (--onnx-repeats each; medians), and the largest score difference.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--crop", type=int, default=64600)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--onnx-repeats", type=int, default=3, help="alternating PyTorch/ONNX scoring runs (0: skip)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = RunConfig(data=DataConfig(crop=args.crop, batch_size=args.batch_size),
@@ -124,6 +127,32 @@ def main() -> None:
     print(f"data loader alone:                            {load_rate:8.2f} samples/s  "
           f"({load_rate / train_rate:.1f}x training rate; target >= 3x)")
     print(f"scoring real-time factor:                     {rtf:8.4f}  ({1 / rtf:.0f}x faster than real time)")
+    if args.onnx_repeats > 0:
+        onnx_vs_torch(model, cfg, paths, audio_s, args, tmp)
+
+
+def onnx_vs_torch(model, cfg: RunConfig, paths: list[str], audio_s: float, args, tmp: Path) -> None:
+    """5. Scoring RTF through onnxruntime vs PyTorch, alternating which runs first; medians of the repeats."""
+    from detector.onnx_export import OnnxDetector, export_model
+
+    t0 = time.perf_counter()
+    report = export_model(model, cfg, {}, tmp / "model.onnx")
+    export_s = time.perf_counter() - t0
+    scorer = OnnxDetector(tmp / "model.onnx", threads=args.threads)
+    runs: dict[str, list[float]] = {"pytorch": [], "onnx": []}
+    scores = {}
+    for r in range(args.onnx_repeats):
+        for name in (("pytorch", "onnx") if r % 2 == 0 else ("onnx", "pytorch")):
+            t0 = time.perf_counter()
+            scores[name] = score_paths(model if name == "pytorch" else scorer, paths, args.crop,
+                                       batch_size=args.batch_size)[0]
+            runs[name].append((time.perf_counter() - t0) / audio_s)
+    med = {k: float(np.median(v)) for k, v in runs.items()}
+    print(f"ONNX export: {export_s:.0f} s, {report['length_axis']} length, max |logit diff| on its check inputs "
+          f"{report['max_abs_diff']:.1e}")
+    print(f"scoring RTF, PyTorch vs onnxruntime (median of {args.onnx_repeats}, {args.threads} thread(s)): "
+          f"{med['pytorch']:.4f} vs {med['onnx']:.4f}  (ONNX {med['pytorch'] / med['onnx']:.2f}x the speed of PyTorch); "
+          f"max |score diff| over {len(paths)} clips {np.nanmax(np.abs(scores['onnx'] - scores['pytorch'])):.1e}")
 
 
 if __name__ == "__main__":

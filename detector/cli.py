@@ -1,4 +1,4 @@
-"""`detector` CLI: a thin shell over train / evaluate / score / inspect.
+"""`detector` CLI: a thin shell over train / evaluate / score / inspect / export / calibrate.
 
 Scores everywhere are bona fide logits: higher score = more likely bona fide.
 Exit codes: 0 ok, 2 bad usage or input (one-line message).
@@ -113,7 +113,8 @@ def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh
 
 
 @main.command("eval")
-@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True),
+              help="Run or checkpoint folder, or a model.onnx from `detector export`.")
 @click.option("--manifest", required=True, help="Manifest to evaluate (local, or an s3:// / gs:// URI).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [CHECKPOINT/eval/<manifest>].")
 @click.option("--bonafide-methods", help="Override the label policy of the checkpoint (comma list).")
@@ -126,7 +127,8 @@ def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh
 @click.option("--no-progress", is_flag=True)
 def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote_paths, max_duration,
           no_progress) -> None:
-    """EER %, minDCF, per-attack/method/model EER; writes scores.tsv (higher = bona fide), det.png, hist.png."""
+    """EER %, minDCF, actDCF, Cllr, per-attack/method/model EER; writes scores.tsv (higher = bona fide), det.png,
+    hist.png. CHECKPOINT may be an exported .onnx file."""
     from .evaluate import evaluate
 
     _check_scoring_options(batch_size, max_duration)
@@ -135,6 +137,8 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
                  allow_remote_paths=allow_remote_paths, max_seconds=max_duration)
     click.echo(f"clips {r['n']}  EER {100 * r['eer']:.3f}%  minDCF {r['min_dcf']:.4f}  "
                f"threshold@EER {r['eer_threshold']:.4f}  (checkpoint threshold {r['threshold']:.4f})")
+    click.echo(f"actDCF {r['act_dcf']:.4f} ({r['act_dcf_threshold']})  Cllr {r['cllr']:.4f} bits"
+               + ("" if r["calibrated"] else " (raw logits as LLRs; `detector calibrate` fits LLRs)"))
     for title, key in (("attack", "per_attack"), ("method", "per_method"), ("model", "per_model")):
         for name, v in r[key].items():
             click.echo(f"  {title:<7} {name:<28} EER {100 * v:.3f}%")
@@ -147,7 +151,8 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
 
 
 @main.command()
-@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True),
+              help="Run or checkpoint folder, or a model.onnx from `detector export`.")
 @click.option("--input", "inputs", required=True, help="Audio file, folder or manifest; local or an s3:// / gs:// URI.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores TSV (higher = more likely bona fide).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
@@ -157,7 +162,8 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
               help="Longest clip scored, in seconds, as its header declares; longer ones get an error row.")
 @click.option("--no-progress", is_flag=True)
 def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, no_progress) -> None:
-    """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error."""
+    """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error; with a calibrated
+    checkpoint also llr and p_bonafide. CHECKPOINT may be an exported .onnx file (run by onnxruntime)."""
     from .evaluate import score as run
 
     _check_scoring_options(batch_size, max_duration)
@@ -166,6 +172,58 @@ def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, no_pr
     click.echo(f"scored {r['scored']} file(s), {r['failed']} not scored (reason in the error column) -> {r['out']}")
     if r["remote_refused"]:
         click.echo(f"{r['remote_refused']} of them have remote paths, not read without --allow-remote-paths", err=True)
+
+
+@main.command()
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Run or checkpoint folder.")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Model file to write (.onnx).")
+def export(ckpt, fmt, out) -> None:
+    """Export a detector to ONNX: input wav (batch, samples) float32 at 16 kHz, outputs logit (higher = bona fide)
+    and layer_weights; config, threshold and calibration in its metadata. Checked against PyTorch before writing."""
+    from .onnx_export import TOLERANCE, export_onnx
+
+    r = export_onnx(ckpt, out)
+    click.echo(f"wrote {r['out']}: dynamic batch, {r['length_axis']} length, max |logit difference| to PyTorch "
+               f"{r['max_abs_diff']:.2g} (limit {TOLERANCE:g})")
+    for why in r["tried"]:
+        click.echo(f"  {why}", err=True)
+
+
+@main.command()
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True),
+              help="Run or checkpoint folder (stored in final/meta.json), or an exported .onnx (its metadata).")
+@click.option("--manifest", required=True, help="Manifest with labelled clips (local, or an s3:// / gs:// URI).")
+@click.option("--split", type=click.Choice(["train", "dev", "eval"]), default="dev", show_default=True,
+              help="Split to fit on (never the split you report).")
+@click.option("--p-spoof", type=float, default=0.05, show_default=True,
+              help="Target spoof prior of the operating point (ASVspoof 5); p_bonafide is the posterior at it.")
+@click.option("--c-miss", type=float, default=1.0, show_default=True, help="Cost of rejecting bona fide speech.")
+@click.option("--c-fa", type=float, default=10.0, show_default=True, help="Cost of accepting a spoof.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--allow-remote-paths", is_flag=True,
+              help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (a remote manifest's always are).")
+@click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
+              help="Longest clip scored, in seconds, as its header declares.")
+@click.option("--no-progress", is_flag=True)
+def calibrate(ckpt, manifest, split, p_spoof, c_miss, c_fa, batch_size, allow_remote_paths, max_duration,
+              no_progress) -> None:
+    """Fit llr = a * score + b (prior-weighted logistic regression at the operating point's effective prior)
+    on a split; `detector score` then adds llr and p_bonafide, `detector eval` actDCF and Cllr on LLRs."""
+    from .calibration import calibrate as run
+
+    _check_scoring_options(batch_size, max_duration)
+    r = run(ckpt, manifest, split, p_spoof, c_miss, c_fa, batch_size, progress=not no_progress,
+            allow_remote_paths=allow_remote_paths, max_seconds=max_duration)
+    click.echo(f"llr = {r['a']:.4f} * score + {r['b']:+.4f}  (fitted on {r['bonafide']} bona fide + {r['spoof']} spoof "
+               f"{split} clips at effective prior {r['prior_bonafide']:.3f}; p_spoof {p_spoof:g}, C_miss {c_miss:g}, "
+               f"C_fa {c_fa:g})")
+    click.echo(f"on that split: Cllr {r['cllr']:.4f} bits, actDCF {r['act_dcf']:.4f} (LLR >= {r['llr_threshold']:.3f}), "
+               f"minDCF {r['min_dcf']:.4f}  -> {r['stored_in']}")
+    if r["separable"]:
+        click.echo(f"warning: no {split} score of a spoof reaches a bona fide one, so the slope is set by regularisation "
+                   "and the LLRs are overconfident; calibrate on a larger or harder split", err=True)
 
 
 def _check_scoring_options(batch_size: int, max_duration: float) -> None:

@@ -15,10 +15,12 @@ from manifests.io import remote_path_refusal
 
 from . import checkpoint, scores_tsv
 from .data import BONAFIDE, assign_splits, audio_files, check_classes, load_clips
-from .metrics import det_curve, eer, grouped_eer, min_dcf
+from .metrics import act_dcf, bayes_threshold, cllr, det_curve, eer, grouped_eer, min_dcf, posterior
+from .onnx_export import is_onnx
 from .scoring import score_paths
 
 HEADER = scores_tsv.HEADER
+CALIBRATED_COLUMNS = ("llr", "p_bonafide")
 
 
 def check_out_file(out: str | os.PathLike) -> None:
@@ -71,6 +73,63 @@ def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> 
     return [str(out / "det.png"), str(out / "hist.png")]
 
 
+def load_detector(ckpt: str | os.PathLike):
+    """(model, config, meta) of a checkpoint (run or final/ folder) or of an exported `.onnx` file, whose
+    model is then an onnxruntime scorer that `score_paths` takes in place of the PyTorch one."""
+    if is_onnx(ckpt):
+        from . import onnx_export
+
+        return onnx_export.load(ckpt)
+    return checkpoint.load(ckpt)
+
+
+def score_manifest(model, cfg, manifest: str | os.PathLike, split: str | None = None,
+                   bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True,
+                   allow_remote_paths: bool = False, max_seconds: float | None = MAX_SECONDS, desc: str = "eval"):
+    """Score the ok clips of a manifest (of one `split` if given: reconstructions follow their source).
+    Returns (clips, scores (N,) NaN where not scored, {index: error}, {index: remote path refused})."""
+    methods = cfg.data.bonafide_methods if bonafide_methods is None else tuple(bonafide_methods)
+    clips = load_clips([manifest], methods, require_both=split is None)
+    if split is not None:
+        clips = [c for c in assign_splits(clips, cfg.data.dev_fraction) if c.split == split]
+        check_classes(clips, f"split {split!r} of {manifest}")
+    refused = _refused([c.path for c in clips], str(manifest), allow_remote_paths)
+    scores, errors, _ = score_paths(model, [c.path for c in clips], cfg.data.crop, cfg.data.sample_rate,
+                                    batch_size, progress, desc=desc, max_seconds=max_seconds, refused=refused)
+    return clips, scores, errors, refused
+
+
+def calibration_columns(cal: dict | None, scores: np.ndarray) -> tuple[list, list] | None:
+    """(llr, p_bonafide) per score (None where not scored) under a checkpoint's calibration, or None."""
+    if not cal:
+        return None
+    llr = cal["a"] * scores + cal["b"]
+    post = posterior(np.nan_to_num(llr), 1 - cal["p_spoof"])
+    ok = np.isfinite(scores)
+    return ([float(v) if k else None for v, k in zip(llr, ok)], [float(v) if k else None for v, k in zip(post, ok)])
+
+
+def calibration_note(cal: dict | None) -> str:
+    if not cal:
+        return ""
+    return (f"; llr = {cal['a']:.6g} * score + {cal['b']:.6g}, a calibrated log-likelihood ratio bona fide vs spoof "
+            f"(natural log); p_bonafide = P(bona fide | score) at a spoof prior of {cal['p_spoof']:g}")
+
+
+def calibrated_metrics(cal: dict | None, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> dict:
+    """actDCF and Cllr (ASVspoof 5). Calibrated: on the LLRs, actDCF at the Bayes threshold of the calibration's
+    operating point. Not calibrated: actDCF of the decisions at the checkpoint threshold, Cllr of the raw
+    logits taken as LLRs."""
+    if cal:
+        lb, ls = cal["a"] * bona + cal["b"], cal["a"] * spoof + cal["b"]
+        point = {k: cal[k] for k in ("p_spoof", "c_miss", "c_fa")}
+        thr = bayes_threshold(**point)
+        return {"act_dcf": act_dcf(lb, ls, thr, **point), "cllr": cllr(lb, ls), "calibrated": True,
+                "act_dcf_threshold": f"calibrated LLR >= {thr:.3f}"}
+    return {"act_dcf": act_dcf(bona, spoof, threshold), "cllr": cllr(bona, spoof), "calibrated": False,
+            "act_dcf_threshold": f"score >= checkpoint threshold {threshold:.4f} (not calibrated)"}
+
+
 def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike | None = None,
              bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True,
              split: str | None = None, held_out: Sequence[str] = (), allow_remote_paths: bool = False,
@@ -81,17 +140,12 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
     clips against the spoofs of those attacks and of every other attack (None where there are none).
     A remote clip path in a local manifest is not read unless `allow_remote_paths` (its row gets an error,
     counted in report['remote_refused']); a header declaring more than `max_seconds` is an error row."""
-    out = Path(out) if out else Path(ckpt) / "eval" / posixpath.splitext(storage.name(manifest))[0]
+    name = posixpath.splitext(storage.name(manifest))[0]
+    out = Path(out) if out else (Path(ckpt).parent if is_onnx(ckpt) else Path(ckpt)) / "eval" / name
     storage.check_writable(out)  # before any scoring
-    model, cfg, meta = checkpoint.load(ckpt)
-    methods = cfg.data.bonafide_methods if bonafide_methods is None else tuple(bonafide_methods)
-    clips = load_clips([manifest], methods, require_both=split is None)
-    if split is not None:
-        clips = [c for c in assign_splits(clips, cfg.data.dev_fraction) if c.split == split]
-        check_classes(clips, f"split {split!r} of {manifest}")
-    refused = _refused([c.path for c in clips], str(manifest), allow_remote_paths)
-    scores, errors, _ = score_paths(model, [c.path for c in clips], cfg.data.crop, cfg.data.sample_rate,
-                                    batch_size, progress, desc="eval", max_seconds=max_seconds, refused=refused)
+    model, cfg, meta = load_detector(ckpt)
+    clips, scores, errors, refused = score_manifest(model, cfg, manifest, split, bonafide_methods, batch_size,
+                                                    progress, allow_remote_paths, max_seconds)
     labels = np.array([c.label for c in clips])
     ok = np.isfinite(scores)
     if not ((labels[ok] == BONAFIDE).any() and (labels[ok] != BONAFIDE).any()):
@@ -104,6 +158,7 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
         "n": int(ok.sum()), "failed": {clips[i].utt_id: e for i, e in errors.items()}, "eer": rate,
         "remote_refused": len(refused),
         "eer_threshold": eer_thr, "min_dcf": dcf, "threshold": threshold,
+        **calibrated_metrics(meta.get("calibration"), bona, spoof, threshold),
         "per_attack": grouped_eer(scores[ok], labels[ok], np.array([c.attack for c in clips])[ok]),
         "per_method": grouped_eer(scores[ok], labels[ok], np.array([c.method or "original" for c in clips])[ok]),
         "per_model": grouped_eer(scores[ok], labels[ok], np.array([c.model or "original" for c in clips])[ok]),
@@ -112,10 +167,13 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
     for key, sel in (("held_out_eer", held), ("seen_eer", ~held)):
         sel = ok & (labels != BONAFIDE) & sel
         report[key] = eer(bona, scores[sel])[0] if sel.any() else None
-    rows = [(c.utt_id, None if not np.isfinite(s) else float(s), "bonafide" if c.label == BONAFIDE else "spoof",
-             c.attack, c.method or "-", c.model or "-", errors.get(i, "")) for i, (c, s) in enumerate(zip(clips, scores))]
-    scores_tsv.write(out / "scores.tsv", threshold, ["utt_id", "score", "label", "attack", "method", "model", "error"],
-                     rows)
+    cal = meta.get("calibration")
+    llr = calibration_columns(cal, scores)
+    rows = [(c.utt_id, None if not np.isfinite(s) else float(s), *([] if llr is None else [v[i] for v in llr]),
+             "bonafide" if c.label == BONAFIDE else "spoof", c.attack, c.method or "-", c.model or "-", errors.get(i, ""))
+            for i, (c, s) in enumerate(zip(clips, scores))]
+    scores_tsv.write(out / "scores.tsv", threshold, ["utt_id", "score", *CALIBRATED_COLUMNS[:2 if cal else 0], "label",
+                                                     "attack", "method", "model", "error"], rows, calibration_note(cal))
     report["files"] = [str(out / "scores.tsv")] + _plots(out, bona, spoof, threshold)
     return report
 
@@ -140,16 +198,19 @@ def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.Path
     Remote clip paths in a local manifest are read only with `allow_remote_paths` (else an error row,
     counted as 'remote_refused'); headers declaring more than `max_seconds` are error rows."""
     check_out_file(out)
-    model, cfg, meta = checkpoint.load(ckpt)
+    model, cfg, meta = load_detector(ckpt)
     items, is_manifest = _inputs(os.fspath(inputs))
     refused = _refused([p for _, p in items], os.fspath(inputs), allow_remote_paths) if is_manifest else {}
     scores, errors, _ = score_paths(model, [p for _, p in items], cfg.data.crop, cfg.data.sample_rate,
                                     batch_size, progress, max_seconds=max_seconds, refused=refused)
     thr = float(meta.get("threshold", 0.0))
-    rows = [(uid, p, None if not np.isfinite(s) else float(s),
+    cal = meta.get("calibration")
+    llr = calibration_columns(cal, scores)
+    rows = [(uid, p, None if not np.isfinite(s) else float(s), *([] if llr is None else [v[i] for v in llr]),
              "" if not np.isfinite(s) else ("bonafide" if s >= thr else "spoof"), errors.get(i, ""))
             for i, ((uid, p), s) in enumerate(zip(items, scores))]
-    scores_tsv.write(out, thr, ["id", "path", "score", "decision", "error"], rows)
+    scores_tsv.write(out, thr, ["id", "path", "score", *CALIBRATED_COLUMNS[:2 if cal else 0], "decision", "error"],
+                     rows, calibration_note(cal))
     return {"scored": len(items) - len(errors), "failed": len(errors), "out": str(out), "threshold": thr,
             "remote_refused": len(refused)}
 

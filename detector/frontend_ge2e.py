@@ -71,6 +71,8 @@ def power_mel(wav: torch.Tensor) -> torch.Tensor:
     """wav: (B, T) at 16 kHz -> (B, T', 40) float32 power mel, T' = 1 + T // 160 (resemblyzer's mel, batched)."""
     fb, window = (c.to(wav.device) for c in _stft_consts())
     spec = torch.stft(wav.double(), N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
+    if torch.compiler.is_exporting():  # ONNX has no complex cast: the same power from the real and imaginary parts
+        return torch.matmul(fb, torch.view_as_real(spec).float().pow(2).sum(-1)).transpose(1, 2)
     return torch.matmul(fb, spec.to(torch.complex64).abs().pow(2)).transpose(1, 2)
 
 

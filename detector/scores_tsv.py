@@ -29,9 +29,11 @@ def _field(v: object) -> str:
     return s
 
 
-def write(loc: str | os.PathLike, threshold: float, columns: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """Write the scores file atomically (temp + rename locally); returns its location."""
-    text = "\n".join([HEADER.format(thr=threshold), "\t".join(columns),
+def write(loc: str | os.PathLike, threshold: float, columns: Sequence[str], rows: Sequence[Sequence],
+          note: str = "") -> str:
+    """Write the scores file atomically (temp + rename locally); returns its location. `note` (one line, e.g.
+    what the llr and p_bonafide columns mean) is appended to the header comment."""
+    text = "\n".join([HEADER.format(thr=threshold) + note.replace("\n", " "), "\t".join(columns),
                       *("\t".join(_field(v) for v in r) for r in rows)]) + "\n"
     return storage.write_atomic(loc, lambda fh: fh.write(text.encode("utf-8")))
 

@@ -6,7 +6,7 @@ windows in memory, not the recording.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -55,9 +55,24 @@ def _clip_windows(path: str, crop: int, sample_rate: int, max_seconds: float | N
     yield from windows(wav, crop)
 
 
+def _forward(model: Detector | Callable) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(B, crop) float32 windows -> (logits (B,), layer weights (B, L)) as float64, for a PyTorch detector or
+    for a scorer that is already such a function (an exported ONNX model, see onnx_export.OnnxDetector)."""
+    if not isinstance(model, torch.nn.Module):
+        return lambda batch: tuple(np.asarray(a, np.float64) for a in model(batch))
+    model.eval()
+    device = next(model.parameters()).device
+
+    def forward(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = model(torch.from_numpy(batch).to(device))
+        return out.logit.double().cpu().numpy(), out.layer_weights.double().cpu().numpy()
+
+    return forward
+
+
 @torch.no_grad()
-def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: int = 16000, batch_size: int = 16,
-                progress: bool = False, desc: str = "scoring", max_seconds: float | None = MAX_SECONDS,
+def score_paths(model: Detector | Callable, paths: Sequence[str], crop: int, sample_rate: int = 16000,
+                batch_size: int = 16, progress: bool = False, desc: str = "scoring", max_seconds: float | None = MAX_SECONDS,
                 stream_above: int = STREAM_ABOVE,
                 refused: dict[int, str] | None = None) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
     """Score each file. Returns (scores (N,) float64 with NaN for files not scored, {index: error},
@@ -66,9 +81,8 @@ def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: i
     is shorter than MIN_SECONDS: that one is an error, since repeating it would invent a signal.
     A header declaring more than `max_seconds` seconds is an error before decoding; files over
     `stream_above` samples are streamed (same windows, bounded memory). `refused` ({index: reason}) are
-    errors without being opened."""
-    model.eval()
-    device = next(model.parameters()).device
+    errors without being opened. `model` is a Detector, or a function of a window batch as `_forward` says."""
+    forward = _forward(model)
     sums, counts = np.zeros(len(paths)), np.zeros(len(paths))
     errors: dict[int, str] = dict(refused or {})
     pending: list[tuple[int, np.ndarray]] = []
@@ -77,11 +91,11 @@ def score_paths(model: Detector, paths: Sequence[str], crop: int, sample_rate: i
     def flush() -> None:
         nonlocal wsum, wcount
         owners = [o for o, _ in pending]
-        out = model(torch.from_numpy(np.stack([w for _, w in pending])).to(device))
-        for o, logit in zip(owners, out.logit.double().cpu().numpy()):
+        logits, weights = forward(np.stack([w for _, w in pending]))
+        for o, logit in zip(owners, logits):
             sums[o] += logit
             counts[o] += 1
-        lw = out.layer_weights.double().sum(0).cpu().numpy()
+        lw = weights.sum(0)
         wsum, wcount = (lw if wsum is None else wsum + lw), wcount + len(owners)
         pending.clear()
 

@@ -1,4 +1,4 @@
-"""`manifests`: import a corpus, validate a manifest, count what is in it."""
+"""`manifests`: import a corpus, validate a manifest, count what is in it, export it for other tools."""
 from __future__ import annotations
 
 import collections
@@ -21,18 +21,41 @@ def main() -> None:
 @click.option("--allow-outside-root", is_flag=True, help="Accept table paths outside the corpus folder.")
 def import_(corpus: str, audio_dir: str | None, out: str, allow_outside_root: bool) -> None:
     """Corpus -> a manifest of originals only."""
-    from . import storage, write
-    from .corpus import import_corpus
+    from . import storage
+    from .corpus import import_chunks
+    from .io import write_chunks
     from .errors import UsageError
 
     if storage.suffix(out) != ".parquet":
         raise UsageError(f"--out {out}: a manifest is a Parquet file; give a name ending in .parquet")
     storage.check_writable(storage.parent(storage.normalize(out)))  # before reading the corpus
 
-    rows = import_corpus(corpus, audio_dir, allow_outside_root)
-    write(rows, out)
-    failed = sum(r["status"] != "ok" for r in rows)
-    click.echo(f"{len(rows)} clips ({failed} unreadable) -> {out}")
+    n, failed = write_chunks(import_chunks(corpus, audio_dir, allow_outside_root), out)
+    click.echo(f"{n} clips ({failed} unreadable) -> {out}")
+
+
+@main.command()
+@click.option("--format", "fmt", required=True, type=click.Choice(["hf", "lhotse"]),
+              help="hf: a Hugging Face datasets folder (data/<split>-NNNNN-of-NNNNN.parquet, audio embedded); "
+                   "lhotse: recordings, supervisions and cuts .jsonl.gz per split.")
+@click.option("--manifest", required=True, help="Manifest to export (a .parquet file or a folder of parts; local or a URI).")
+@click.option("--out", required=True, help="Folder to write (local; new or empty unless --overwrite).")
+@click.option("--max-shard-size", default="500MB", show_default=True,
+              help="hf: largest shard, uncompressed, as datasets counts it (500MB, 64MiB, or bytes).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out (only the files an export writes).")
+@click.option("--allow-remote-paths", is_flag=True,
+              help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (left out otherwise).")
+def export(fmt: str, manifest: str, out: str, max_shard_size: str, overwrite: bool, allow_remote_paths: bool) -> None:
+    """A manifest -> a folder other tools read as it is: `datasets.load_dataset(OUT)` (hf) or
+    `lhotse.CutSet.from_file(OUT/hardspoof_cuts_train.jsonl.gz)` (lhotse). Only ok rows; audio bytes as they are."""
+    from .export_hf import parse_size
+    from .exports import export as run
+
+    options = {"max_shard_bytes": parse_size(max_shard_size)} if fmt == "hf" else {}
+    r = run(manifest, out, fmt, overwrite=overwrite, allow_remote_paths=allow_remote_paths, **options)
+    click.echo(f"{sum(r['splits'].values())} clips ({', '.join(f'{s} {n}' for s, n in r['splits'].items())}) -> {r['out']}")
+    if r["skipped"]:
+        click.echo(f"{len(r['skipped'])} clip(s) left out, e.g. {next(iter(r['skipped'].items()))}", err=True)
 
 
 @main.command()
@@ -63,3 +86,7 @@ def stats(manifest: str) -> None:
     click.echo(f"{'split':<6} {'label':<9} {'kind':<15} {'model':<22} {'status':<7} {'clips':>6} {'hours':>7}")
     for key in sorted(counts):
         click.echo(f"{key[0]:<6} {key[1]:<9} {key[2]:<15} {key[3]:<22} {key[4]:<7} {counts[key]:>6} {hours[key]:>7.3f}")
+
+
+if __name__ == "__main__":
+    main()

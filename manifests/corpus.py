@@ -1,25 +1,27 @@
-"""Corpus import: a folder of audio, a CSV/TSV/Parquet table, or an ASVspoof protocol -> rows of originals.
+"""Corpus import: a folder of audio, a CSV/TSV/Parquet table, an ASVspoof protocol (2019 LA, 2021 LA/DF,
+ASVspoof 5; see `protocols`), a Hugging Face datasets folder or a lhotse CutSet (see `interop`).
 
-Every form yields rows in the manifest schema (kind=original, source_id=utt_id) with absolute
-paths (or URIs: a corpus may live in an object store, see `storage`); `import_corpus` is the
-one entry point.
+`list_corpus` says what a corpus holds as an Arrow table (see `listing`), opening no audio (a datasets
+folder or CutSet is the exception: its embedded or cut audio is written out as files once): that is
+what `reconstruct run` plans from. `import_corpus` adds each file's header facts and sha256 and
+returns rows in the manifest schema (kind=original, source_id=utt_id), for `manifests import`.
+Paths are absolute (or URIs: a corpus may live in an object store, see `storage`).
 """
 from __future__ import annotations
 
 import collections
 import csv
-import fnmatch
-import io
 import logging
 import os
 import posixpath
-import re
-import stat
 from pathlib import Path
+from typing import Iterator
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import storage
+from . import listing, protocols, storage
 from .audio import AUDIO_SUFFIXES, AudioError, describe, header_problem
 from .errors import UsageError, first_line
 from .schema import SPLITS, empty_row
@@ -50,28 +52,21 @@ def _split(value: str | None, where: str) -> str | None:
     return split
 
 
-def _inside(path: str, root: str, allow_outside_root: bool, where: str) -> str:
-    """`path` of a table row, joined to the table's folder; refused when what it really opens (symlinks,
-    symlinked folders resolved) lies outside that folder's real location."""
-    resolved = storage.join(root, path)
-    if not allow_outside_root and not storage.is_within(storage.real(resolved), storage.real(root)):
-        raise UsageError(f"{where}: path {path} is outside the corpus root {root} (pass --allow-outside-root to permit)")
-    return resolved
-
-
-def _row(utt_id: str, path: str, label: str, max_seconds: float | None = None, **extra) -> dict:
-    """A row of an original: header facts and sha256 of `path`, or status=failed and why. Only regular
-    files are opened; a header with an implausible rate or past `max_seconds` is not decoded."""
+def describe_row(entry: dict, max_seconds: float | None = None) -> dict:
+    """A manifest row of an original from a listing entry (see `listing`): header facts and sha256 of
+    its file, or status=failed and why. Only regular files are opened; a header with an implausible rate
+    or past `max_seconds` is not decoded."""
     row = empty_row()
-    row.update(utt_id=utt_id, path=str(path), label=label, kind="original", source_id=utt_id,
-               attack="-" if label == "bonafide" else "unknown", status="ok")
-    row.update({k: v for k, v in extra.items() if v not in (None, "")})
+    row.update({k: v for k, v in entry.items() if k in row and v not in (None, "")})
+    row.update(kind="original", source_id=entry["utt_id"], status="ok")
+    if entry.get("problem"):
+        return dict(row, status="failed", error=entry["problem"])
     try:
-        info = describe(path)
+        info = describe(entry["path"])
         row.update(info, duration_s=float(info["duration_s"]))
-        problem = header_problem(storage.name(path), info["sample_rate"], info["num_samples"], max_seconds)
+        problem = header_problem(storage.name(entry["path"]), info["sample_rate"], info["num_samples"], max_seconds)
         if not info["num_samples"]:
-            row.update(status="failed", error=f"{storage.name(path)} has no audio samples")
+            row.update(status="failed", error=f"{storage.name(entry['path'])} has no audio samples")
         elif problem:
             row.update(status="failed", error=problem)
     except (AudioError, OSError) as e:
@@ -79,39 +74,84 @@ def _row(utt_id: str, path: str, label: str, max_seconds: float | None = None, *
     return row
 
 
-def _check_unique(rows: list[dict], where: str) -> list[dict]:
-    seen: set[str] = set()
-    for r in rows:
-        if r["utt_id"] in seen:
-            raise UsageError(f"{where}: duplicate utt_id {r['utt_id']!r}")
-        seen.add(r["utt_id"])
-    return rows
+def _entry(utt_id: str, path: str, label: str, **extra) -> dict:
+    """A listing entry of an original (nothing opened yet)."""
+    return {"utt_id": utt_id, "path": path, "label": label, "attack": "-" if label == "bonafide" else "unknown",
+            **{k: v for k, v in extra.items() if v not in (None, "")}}
 
 
-def _is_special(path: str) -> bool:
-    """True for a local entry that exists (after symlinks) and is neither a regular file nor a folder."""
-    if storage.is_uri(path):
-        return False
+def _check_unique(table: pa.Table, where: str) -> pa.Table:
+    dup = listing.duplicates(table["utt_id"])
+    if dup is not None:
+        raise UsageError(f"{where}: duplicate utt_id {dup!r}")
+    return table
+
+
+def _unusable_name(name: str) -> str | None:
     try:
-        mode = os.stat(path).st_mode
-    except OSError:  # missing target or a symlink loop
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
-
-
-def _unusable(path: str, kind: str) -> str | None:
-    """Why a folder entry with an audio suffix cannot be a clip, or None."""
-    try:
-        path.encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
         return "file(s) whose name is not valid UTF-8 (rename them)"
-    if kind == storage.DIR:
-        return "folder(s) named like audio files"
-    if kind != storage.FILE:
-        if _is_special(path):  # a FIFO, socket or device: never opened (a FIFO would block forever)
-            return "named pipe(s), socket(s) or device file(s), not regular files"
-        return "broken or looping symlink(s)"
     return None
+
+
+def _walk_local(root: str, excluded: tuple[str, ...], skipped: collections.Counter) -> Iterator[dict]:
+    """Listing entries (path, size, mtime) of the audio files under a local folder, in sorted order,
+    without following symlinked folders; what cannot be a clip is counted in `skipped`."""
+    for here, dirs, files in os.walk(root):
+        dirs.sort()
+        if excluded:
+            keep = [d for d in dirs if not _under(os.path.join(here, d), excluded)]
+            if len(keep) != len(dirs):
+                skipped["output folder(s) inside the corpus (their files are not read as originals)"] += \
+                    len(dirs) - len(keep)
+            dirs[:] = keep
+        for d in dirs:
+            if d.lower().endswith(AUDIO_SUFFIXES) and not d.startswith("."):
+                skipped["folder(s) named like audio files"] += 1
+        for f in sorted(files):
+            if not f.lower().endswith(AUDIO_SUFFIXES) or f.startswith("."):
+                continue
+            path = os.path.join(here, f)
+            reason = _unusable_name(path)
+            if reason is None:
+                size, mtime, problem = listing.identity(path)
+                if problem is None:
+                    yield {"path": path, "file_size": size, "file_mtime_ns": mtime}
+                    continue
+                reason = ("named pipe(s), socket(s) or device file(s), not regular files"
+                          if "not a regular file" in problem else "broken or looping symlink(s)")
+            skipped[reason] += 1
+
+
+def _walk_remote(root: str, skipped: collections.Counter) -> Iterator[dict]:
+    from pyarrow import fs as pafs
+
+    fs, key = storage.filesystem(root)
+    scheme = root.split("://", 1)[0]
+    infos = fs.get_file_info(pafs.FileSelector(key, allow_not_found=True, recursive=True))
+    for i in sorted(infos, key=lambda i: i.path):
+        if not i.base_name.lower().endswith(AUDIO_SUFFIXES) or i.base_name.startswith("."):
+            continue
+        if i.type == pafs.FileType.File:
+            yield {"path": f"{scheme}://{i.path}", "file_size": i.size, "file_mtime_ns": i.mtime_ns or 0}
+        else:
+            skipped["folder(s) named like audio files"] += 1
+
+
+def _folder_entries(root: str, exclude: tuple[str | os.PathLike, ...] = ()) -> Iterator[dict]:
+    root = storage.normalize(root)
+    excluded = tuple(storage.real(storage.normalize(e)) for e in exclude)
+    skipped: collections.Counter = collections.Counter()
+    found = 0
+    walk = _walk_remote(root, skipped) if storage.is_uri(root) else _walk_local(root, excluded, skipped)
+    for e in walk:
+        found += 1
+        yield e
+    for reason, n in sorted(skipped.items()):
+        log.warning("skipped %d %s under %s", n, reason, root)
+    if not found:
+        raise UsageError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
 
 
 def _under(path: str, folders: tuple[str, ...]) -> bool:
@@ -122,66 +162,74 @@ def audio_in_folder(root: str | os.PathLike, exclude: tuple[str | os.PathLike, .
     """Every usable audio file under `root`, recursively, sorted, except what is under an `exclude`d
     folder. Entries that cannot be a clip (names that are not UTF-8, folders named like audio, broken
     links, named pipes) are skipped and counted in one warning per reason; no audio at all is a UsageError."""
-    root = storage.normalize(root)
-    excluded = tuple(storage.real(storage.normalize(e)) for e in exclude)
-    found = sorted((p, k) for p, k in storage.entries(root, recursive=True)
-                   if storage.suffix(p) in AUDIO_SUFFIXES and not storage.name(p).startswith("."))
-    files, skipped = [], collections.Counter()
-    for f, kind in found:
-        reason = _unusable(f, kind)
-        if reason:
-            skipped[reason] += 1
-        elif excluded and _under(f, excluded):
-            skipped["file(s) in the output folder, which is inside the corpus (not read as originals)"] += 1
-        else:
-            files.append(f)
-    for reason, n in sorted(skipped.items()):
-        log.warning("skipped %d %s under %s", n, reason, root)
-    if not files:
-        raise UsageError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
-    return files
+    return [e["path"] for e in _folder_entries(root, exclude)]
 
 
-def import_folder(root: str, exclude: tuple[str, ...] = (), max_seconds: float | None = None) -> list[dict]:
+def list_folder(root: str, exclude: tuple[str, ...] = ()) -> pa.Table:
     """Every audio file under `root` (not under an `exclude`d folder), recursively, as bona fide;
     utt_id = relative path without suffix."""
-    rows = [_row(posixpath.splitext(storage.relative(f, root))[0], f, "bonafide", max_seconds)
-            for f in audio_in_folder(root, exclude)]
-    return _check_unique(rows, str(root))
+    def entries() -> Iterator[dict]:
+        for e in _folder_entries(root, exclude):
+            rel = storage.relative(e["path"], root)
+            yield {**_entry(posixpath.splitext(rel)[0], e["path"], "bonafide"), **e}
+
+    return _check_unique(listing.table_from_rows(entries()), str(root))
 
 
-def _read_table(path: str) -> list[dict]:
+def _read_table(path: str) -> pa.Table:
+    """A CSV/TSV/Parquet corpus table, every column as strings."""
+    import pyarrow.csv as pacsv
+
     if storage.suffix(path) == ".parquet":
-        return pq.read_table(storage.readable(path)).to_pylist()
-    text = storage.read_bytes(path).decode("utf-8")
-    sample = text[:4096]
+        table = pq.read_table(storage.readable(path))
+        return pa.table({n: pc.cast(table[n], pa.string()) for n in table.column_names})
+    data = storage.read_bytes(path)
+    sample = data[:4096].decode("utf-8", errors="replace")
     delimiter = "\t" if storage.suffix(path) == ".tsv" or ("\t" in sample and "," not in sample) else ","
-    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+    first = sample.split("\n", 1)[0].strip("\r")
+    names = next(csv.reader([first], delimiter=delimiter)) if first else []
+    return pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(use_threads=False),
+                          parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                          convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                               strings_can_be_null=False))
 
 
-def import_table(path: str, allow_outside_root: bool = False, max_seconds: float | None = None) -> list[dict]:
+def list_table(path: str, allow_outside_root: bool = False) -> pa.Table:
     """A CSV/TSV/Parquet with at least `path,label`; optional utt_id, attack, speaker, language, split."""
     try:
-        records = _read_table(path)
-    except (OSError, UnicodeDecodeError, csv.Error, Exception) as e:  # noqa: BLE001 - any parse error is user input
-        raise UsageError(f"cannot read corpus table {path}: {first_line(e)}")
-    if not records:
+        table = _read_table(path)
+    except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as e:
+        raise UsageError(f"cannot read corpus table {path}: {first_line(e)}") from None
+    if not table.num_rows:
         raise UsageError(f"corpus table {path} has no rows")
-    missing = [c for c in ("path", "label") if c not in records[0]]
+    missing = [c for c in ("path", "label") if c not in table.column_names]
     if missing:
         raise UsageError(f"corpus table {path} lacks column(s) {', '.join(missing)} (needs at least path,label)")
     root, table_name = storage.parent(path), storage.name(path)
-    rows = []
-    for i, rec in enumerate(records, start=2):
-        where = f"{table_name} line {i}"
-        audio = _inside(str(rec["path"]), root, allow_outside_root, where)
-        label = _label(rec["label"], where)
-        utt = str(rec.get("utt_id") or Path(str(rec["path"])).with_suffix("").as_posix())
-        attack = rec.get("attack") or None
-        rows.append(_row(utt, audio, label, max_seconds, attack=attack if label == "spoof" else "-",
-                         speaker=rec.get("speaker"), language=rec.get("language"),
-                         split=_split(rec.get("split"), where)))
-    return _check_unique(rows, table_name)
+    real_dirs: dict[str, str] = {}  # real path of each folder seen: symlinked folders resolved once each
+    real_root = storage.real(root)
+
+    def entries() -> Iterator[dict]:
+        cols = [c for c in ("utt_id", "path", "label", "attack", "speaker", "language", "split") if c in table.column_names]
+        for batch in table.select(cols).to_batches(max_chunksize=listing.CHUNK):
+            for i, rec in enumerate(batch.to_pylist()):
+                where = f"{table_name} line {i + 2}"
+                audio = storage.join(root, str(rec["path"]))
+                if not allow_outside_root:
+                    folder = storage.parent(audio)
+                    if folder not in real_dirs:
+                        real_dirs[folder] = storage.real(folder)
+                    real = storage.join(real_dirs[folder], storage.name(audio))
+                    if not storage.is_within(storage.real(real) if os.path.islink(real) else real, real_root):
+                        raise UsageError(f"{where}: path {rec['path']} is outside the corpus root {root} "
+                                         "(pass --allow-outside-root to permit)")
+                label = _label(rec["label"], where)
+                attack = rec.get("attack") or None
+                yield _entry(str(rec.get("utt_id") or posixpath.splitext(str(rec["path"]))[0]), audio, label,
+                             attack=attack if label == "spoof" else "-", speaker=rec.get("speaker"),
+                             language=rec.get("language"), split=_split(rec.get("split"), where))
+
+    return _check_unique(listing.table_from_rows(entries()), table_name)
 
 
 def _files_in(folder: str) -> set[str]:
@@ -191,71 +239,135 @@ def _files_in(folder: str) -> set[str]:
     return {storage.name(p) for p, k in storage.entries(folder) if k == storage.FILE}
 
 
-def _find_asvspoof_audio(protocol: str, split: str | None) -> str:
-    here = storage.parent(protocol)
-    candidates = [storage.join(here, "flac"), here]
-    for parent in (here, storage.parent(here)):
-        dirs = sorted(p for p, k in storage.entries(parent) if k == storage.DIR
-                      and fnmatch.fnmatch(storage.name(p), f"*_{split or '*'}"))
-        candidates[:0] = [storage.join(d, "flac") for d in dirs]
-    for c in candidates:
-        if any(n.endswith(".flac") for n in _files_in(c)):
-            return c
-    raise UsageError(f"cannot find the audio folder of {storage.name(protocol)}; pass it with --audio-dir")
-
-
-def import_asvspoof(protocol: str, audio_dir: str | None = None, max_seconds: float | None = None) -> list[dict]:
-    """ASVspoof 2019 LA protocol lines `SPEAKER UTT - ATTACK LABEL`; audio at audio_dir/UTT.flac."""
-    pname = storage.name(protocol)
-    m = re.search(r"\.(trn|trl|dev|eval|train)\b", pname)
-    split = _SPLIT_ALIASES.get(m.group(1)) if m else None
-    audio_dir = audio_dir or _find_asvspoof_audio(protocol, split)
-    present = _files_in(audio_dir)
-    rows = []
-    for n, line in enumerate(storage.read_bytes(protocol).decode("utf-8", errors="replace").splitlines(), start=1):
-        fields = line.split()
-        if not fields:
+def _asvspoof_audio(protocol: str, layout: str, rows: list[dict]) -> dict[str | None, str]:
+    """{split: folder holding that split's UTT.flac files}, searched where the official release keeps them
+    (see `protocols.audio_candidates`)."""
+    here, found = storage.parent(protocol), {}
+    for r in rows:
+        split = r["split"]
+        if split in found:
             continue
-        if len(fields) != 5:
-            raise UsageError(f"{pname} line {n}: expected 5 fields 'SPEAKER UTT - ATTACK LABEL', got {len(fields)}")
-        speaker, utt, _, attack, label = fields
-        label = _label(label, f"{pname} line {n}")
-        audio = next((f"{utt}{s}" for s in (".flac", ".wav") if f"{utt}{s}" in present), f"{utt}.flac")
-        rows.append(_row(utt, storage.join(audio_dir, audio), label, max_seconds,
-                         attack="-" if label == "bonafide" else attack,
-                         speaker=speaker, language="en", split=split))
+        for c in protocols.audio_candidates(here, layout, split):
+            folder = storage.join(here, c)
+            folder = folder if storage.is_uri(folder) else os.path.normpath(folder)
+            names = _files_in(folder)
+            if any(f"{r['utt_id']}{s}" in names for s in (".flac", ".wav")):
+                found[split] = folder
+                break
+        else:
+            raise UsageError(f"cannot find the audio folder of {storage.name(protocol)} ({layout}, split "
+                             f"{split or 'unknown'}): no {r['utt_id']}.flac where the release keeps it; pass --audio-dir")
+    return found
+
+
+def protocol_layout(path: str) -> str | None:
+    """The ASVspoof protocol layout of a file (see `protocols`), from its first complete lines, or None."""
+    head = storage.read_bytes(path)[:1 << 16].decode("utf-8", errors="replace")
+    lines = [line for line in (head.splitlines()[:-1] if len(head) == 1 << 16 else head.splitlines()) if line.strip()]
+    # all of the first lines fit a layout; else the first line alone (then parsing names the line that does not)
+    return protocols.detect(lines[:20], storage.name(path)) or protocols.detect(lines[:1], storage.name(path))
+
+
+def list_asvspoof(protocol: str, audio_dir: str | None = None) -> pa.Table:
+    """An ASVspoof protocol (2019 LA, 2021 LA/DF keys, ASVspoof 5; layout detected, see `protocols`);
+    audio at audio_dir/UTT.flac, by default found where the official release keeps it."""
+    pname = storage.name(protocol)
+    layout = protocol_layout(protocol)
+    if layout is None:
+        raise UsageError(f"{pname} is not a protocol in a known layout ({', '.join(protocols.PROTOCOLS)})")
+    rows = protocols.parse(storage.read_bytes(protocol).decode("utf-8", errors="replace"), layout, pname)
     if not rows:
         raise UsageError(f"protocol {protocol} has no lines")
-    return _check_unique(rows, pname)
+    folders = {None: audio_dir} if audio_dir else _asvspoof_audio(protocol, layout, rows)
+    present = {f: _files_in(f) for f in set(folders.values())}
+
+    def entries() -> Iterator[dict]:
+        for r in rows:
+            folder = folders.get(r["split"], folders.get(None)) or next(iter(folders.values()))
+            audio = next((f"{r['utt_id']}{s}" for s in (".flac", ".wav") if f"{r['utt_id']}{s}" in present[folder]),
+                         f"{r['utt_id']}.flac")
+            yield _entry(r["utt_id"], storage.join(folder, audio), r["label"], attack=r["attack"],
+                         speaker=r["speaker"], language=r["language"], split=r["split"])
+
+    return _check_unique(listing.table_from_rows(entries()), pname)
 
 
 def _is_protocol(path: str) -> bool:
-    first = storage.read_bytes(path)[:4096].decode("utf-8", errors="replace").split("\n", 1)[0].split()
-    return len(first) >= 4 and "," not in " ".join(first) and "path" not in first
+    return protocol_layout(path) is not None
+
+
+def _is_interop(path: str, found: str | None) -> bool:
+    """A Hugging Face datasets folder or a lhotse CutSet (see `interop`)."""
+    from . import interop
+
+    if found == storage.DIR and storage.kind(storage.join(path, "protocol.csv")) == storage.FILE:
+        return False
+    return (found == storage.DIR and interop.is_hf_folder(path)) or (found is not None and interop.is_cutset(path))
+
+
+def _interop_rows(path: str, audio_dir, max_seconds: float | None = None, originals_only: bool = False) -> list[dict]:
+    """Described rows of a datasets folder or a CutSet; embedded or cut audio is written once under
+    `audio_dir` (default `<source>-audio` beside it)."""
+    from . import interop
+
+    read = interop.read_hf_folder if storage.kind(path) == storage.DIR and interop.is_hf_folder(path) else interop.read_cutset
+    return read(path, audio_dir=audio_dir, max_seconds=max_seconds, originals_only=originals_only)
+
+
+def _listing_of_rows(rows: list[dict]) -> pa.Table:
+    """The listing of already described rows (a failed row's error becomes the entry's problem)."""
+    keys = ("utt_id", "path", "label", "attack", "speaker", "language", "split")
+    return listing.table_from_rows({**{k: r.get(k) for k in keys},
+                                    "problem": r["error"] if r["status"] == "failed" else None} for r in rows)
+
+
+def list_corpus(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None = None,
+                allow_outside_root: bool = False, exclude: tuple[str | os.PathLike, ...] = ()) -> pa.Table:
+    """The listing (see `listing`) of a corpus: 'demo', a folder, a CSV/TSV/Parquet table or an ASVspoof
+    protocol; no audio is opened.
+
+    A folder holding `protocol.csv` is read through that table (labels, splits, speakers); a folder
+    read file by file leaves out what is under an `exclude`d folder (a run's own output).
+    """
+    if str(corpus) == "demo":
+        return list_table(str(DEMO / "protocol.csv"))
+    path = storage.normalize(corpus)
+    found = storage.kind(path)
+    if found is None:
+        raise UsageError(f"corpus not found: {path} (give 'demo', a folder of audio, a CSV/TSV/Parquet or a protocol file)")
+    if _is_interop(path, found):
+        return _listing_of_rows(_interop_rows(path, audio_dir, originals_only=True))
+    if found == storage.DIR:
+        table = storage.join(path, "protocol.csv")
+        if storage.kind(table) == storage.FILE:
+            return list_table(table, allow_outside_root)
+        return list_folder(path, tuple(map(str, exclude)))
+    if storage.suffix(path) in (".csv", ".tsv", ".parquet"):  # ASVspoof 5 protocols are .tsv files
+        if storage.suffix(path) != ".parquet" and _is_protocol(path):
+            return list_asvspoof(path, storage.normalize(audio_dir) if audio_dir else None)
+        return list_table(path, allow_outside_root)
+    if _is_protocol(path):
+        return list_asvspoof(path, storage.normalize(audio_dir) if audio_dir else None)
+    raise UsageError(f"cannot tell what corpus {storage.name(path)} is: use a folder, .csv/.tsv/.parquet, or an ASVspoof protocol .txt")
+
+
+def import_chunks(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None = None,
+                  allow_outside_root: bool = False, exclude: tuple[str | os.PathLike, ...] = (),
+                  max_seconds: float | None = None) -> Iterator[list[dict]]:
+    """Rows of originals for a corpus (see `list_corpus`), `listing.CHUNK` at a time, each file opened once
+    for its header and sha256. A clip whose header declares more than `max_seconds` seconds is a failed row."""
+    if str(corpus) != "demo":
+        path = storage.normalize(corpus)
+        if _is_interop(path, storage.kind(path)):
+            yield _interop_rows(path, audio_dir, max_seconds=max_seconds)
+            return
+    table = list_corpus(corpus, audio_dir, allow_outside_root, exclude)
+    for batch in table.to_batches(max_chunksize=listing.CHUNK):
+        yield [describe_row(e, max_seconds) for e in batch.to_pylist()]
 
 
 def import_corpus(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None = None,
                   allow_outside_root: bool = False, exclude: tuple[str | os.PathLike, ...] = (),
                   max_seconds: float | None = None) -> list[dict]:
-    """Rows of originals for a corpus: 'demo', a folder, a CSV/TSV/Parquet table or an ASVspoof protocol.
-
-    A folder holding `protocol.csv` is read through that table (labels, splits, speakers); a folder
-    read file by file leaves out what is under an `exclude`d folder (a run's own output). A clip whose
-    header declares more than `max_seconds` seconds is a failed row.
-    """
-    if str(corpus) == "demo":
-        return import_table(str(DEMO / "protocol.csv"), max_seconds=max_seconds)
-    path = storage.normalize(corpus)
-    found = storage.kind(path)
-    if found is None:
-        raise UsageError(f"corpus not found: {path} (give 'demo', a folder of audio, a CSV/TSV/Parquet or a protocol file)")
-    if found == storage.DIR:
-        table = storage.join(path, "protocol.csv")
-        if storage.kind(table) == storage.FILE:
-            return import_table(table, allow_outside_root, max_seconds)
-        return import_folder(path, tuple(map(str, exclude)), max_seconds)
-    if storage.suffix(path) in (".csv", ".tsv", ".parquet"):
-        return import_table(path, allow_outside_root, max_seconds)
-    if _is_protocol(path):
-        return import_asvspoof(path, storage.normalize(audio_dir) if audio_dir else None, max_seconds)
-    raise UsageError(f"cannot tell what corpus {storage.name(path)} is: use a folder, .csv/.tsv/.parquet, or an ASVspoof protocol .txt")
+    """Every row of `import_chunks` in one list (for small corpora and tests)."""
+    return [r for chunk in import_chunks(corpus, audio_dir, allow_outside_root, exclude, max_seconds) for r in chunk]

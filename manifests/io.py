@@ -116,15 +116,12 @@ def remote_path_refusal(path: str, manifest: Location, allow: bool = False) -> s
             "(pass --allow-remote-paths to read it)")
 
 
-def _conform(table: pa.Table) -> pa.Table:
-    """Add absent nullable columns, order and cast columns to the v1 schema."""
-    cols = []
-    for field in SCHEMA:
-        if field.name in table.column_names:
-            cols.append(table[field.name].cast(field.type))
-        else:
-            cols.append(pa.nulls(table.num_rows, field.type))
-    return pa.Table.from_arrays(cols, schema=SCHEMA)
+def _conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
+    """Add absent nullable columns, order and cast columns to the v1 schema (or to its `columns`)."""
+    fields = [f for f in SCHEMA if columns is None or f.name in columns]
+    cols = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in fields]
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=SCHEMA.metadata))
 
 
 def _resolve_paths(table: pa.Table, root: str) -> pa.Table:
@@ -134,27 +131,50 @@ def _resolve_paths(table: pa.Table, root: str) -> pa.Table:
 
 
 def dedupe(table: pa.Table) -> pa.Table:
-    """One row per utt_id: an `ok` row wins over `failed`, then the newest row wins."""
-    if table.num_rows == 0:
+    """One row per utt_id: an `ok` row wins over `failed`, then the newest row wins (columnar; no Python
+    object per row)."""
+    if table.num_rows <= 1:
         return table
-    ok = pc.equal(table["status"], "ok").cast(pa.int8())
-    created = pc.fill_null(table["created_at"].cast(pa.int64()), 0)
-    order = pa.table({"u": table["utt_id"], "ok": ok, "t": created, "i": pa.array(range(table.num_rows))})
-    order = order.sort_by([("u", "ascending"), ("ok", "descending"), ("t", "descending")])
-    u = order["u"].to_pylist()
-    keep = sorted(order["i"][k].as_py() for k in range(len(u)) if k == 0 or u[k] != u[k - 1])
-    return table.take(pa.array(keep, pa.int64()))
+    return table.take(winners(table["utt_id"], table["status"], table["created_at"]))
+
+
+def winners(utt_id: pa.ChunkedArray, status: pa.ChunkedArray, created_at: pa.ChunkedArray) -> pa.Array:
+    """Indices (ascending) of the row that wins each utt_id: ok over failed, then the newest."""
+    n = len(utt_id)
+    keys = pa.table({"u": utt_id, "ok": pc.equal(status, "ok").cast(pa.int8()),
+                     "t": pc.fill_null(created_at.cast(pa.int64()), 0), "i": pa.array(range(n), pa.int64())})
+    keys = keys.sort_by([("u", "ascending"), ("ok", "descending"), ("t", "descending")])
+    u = keys["u"].combine_chunks()
+    first = pc.not_equal(u.slice(1), u.slice(0, n - 1)).fill_null(True)
+    first = pa.concat_arrays([pa.array([True]), first])
+    rows = keys["i"].combine_chunks().filter(first)
+    return rows.take(pc.sort_indices(rows))
 
 
 def read(manifest: Location, columns: Sequence[str] | None = None) -> pa.Table:
-    """Read a manifest into one table in the v1 schema, paths absolute, one row per utt_id."""
+    """Read a manifest into one table in the v1 schema, paths absolute, one row per utt_id.
+
+    With `columns`, only those (and the three that decide which row of a utt_id wins) are read from
+    each part, so a resume reads what it needs of a large manifest, not every column. Safe while
+    another run compacts the folder (see `over_moving_parts`)."""
+    return over_moving_parts(_read_once, manifest, columns)
+
+
+def _read_once(manifest: Location, columns: Sequence[str] | None) -> pa.Table:
     sources = _sources(manifest)  # listed and (for objects) fetched once, for the check and the read
     _validated(manifest, sources)
     root = base_dir(manifest)
-    parts = [_conform(pq.read_table(src)) for _, src in sources]
-    table = dedupe(pa.concat_tables(parts)) if parts else SCHEMA.empty_table()
-    table = _resolve_paths(table, root)
+    need = None if columns is None else list(dict.fromkeys([*columns, "utt_id", "status", "created_at"]))
+    parts = [_conform(pq.read_table(src, columns=[c for c in need if c in _part_columns(src)] if need else None),
+                      need) for _, src in sources]
+    table = dedupe(pa.concat_tables(parts)) if parts else _conform(SCHEMA.empty_table(), need)
+    if "path" in table.column_names:
+        table = _resolve_paths(table, root)
     return table.select(list(columns)) if columns else table
+
+
+def _part_columns(src) -> set[str]:
+    return set(pq.read_schema(src).names)
 
 
 def _relative_paths(rows: list[dict], root: str) -> list[dict]:
@@ -187,18 +207,87 @@ def write(rows: Iterable[dict] | pa.Table, dest: Location) -> str:
     return storage.write_atomic(dest, lambda fh: pq.write_table(table, fh))
 
 
+def write_chunks(chunks: Iterable[list[dict]], dest: Location) -> tuple[int, int]:
+    """Write a manifest file atomically from chunks of rows, one chunk in memory at a time (absolute
+    paths become relative to its folder). Returns (rows, failed rows)."""
+    dest = storage.normalize(dest)
+    counts = [0, 0]
+
+    def stream(fh) -> None:
+        with pq.ParquetWriter(fh, SCHEMA) as writer:
+            for rows in chunks:
+                table = to_table(rows, storage.parent(dest))
+                missing = [n for n in REQUIRED if table.num_rows and table[n].null_count]
+                if missing:
+                    raise UsageError(f"rows have nulls in required column(s) {', '.join(missing)}")
+                writer.write_table(_conform(table))
+                counts[0] += table.num_rows
+                counts[1] += table.num_rows - (pc.sum(pc.equal(table["status"], "ok").cast(pa.int64())).as_py() or 0)
+
+    storage.write_atomic(dest, stream)
+    return counts[0], counts[1]
+
+
 def write_part(rows: Iterable[dict], folder: Location, name: str) -> str:
     """Write rows as a part `name`.parquet of the folder manifest `folder`."""
     return write(to_table(rows, folder), storage.join(storage.normalize(folder), f"{name}.parquet"))
 
 
-def compact(folder: Location, name: str = "manifest") -> str:
-    """Merge a folder's parts into one deduplicated part; old parts removed after the new one lands."""
-    folder = storage.normalize(folder)
-    old = part_files(folder)
-    table = to_table(read(folder).to_pylist(), folder)
-    dest = write(table, storage.join(folder, f"{name}.parquet"))
-    for f in old:
-        if f != dest:
-            storage.remove(f)
+def compact(folder: Location, name: str = "manifest", batch_rows: int = 65536) -> str:
+    """Merge a folder's parts into one deduplicated part, streaming: memory holds the winner keys
+    (utt_id, status, created_at of every row) and one record batch, not the rows.
+
+    Safe beside another run compacting or writing the same folder: the merged part gets a name of its
+    own (`name`-<random>.parquet), so it never replaces a part it did not read, and only the parts it read
+    are removed afterwards; rows written meanwhile stay in their own parts (a later compaction or any read
+    merges them). A part that vanishes while it is read was merged by another compaction, whose merged
+    part holds its rows: the compaction starts over. Returns the merged part's location."""
+    return over_moving_parts(_compact_once, storage.normalize(folder), name, batch_rows)
+
+
+def over_moving_parts(fn, *args, attempts: int = 8):
+    """fn(*args), started over when a part it listed vanishes before it is read: another run compacted
+    the folder meanwhile, and that run's merged part (in a fresh listing) holds the vanished part's rows."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args)
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _compact_once(folder: str, name: str, batch_rows: int) -> str:
+    import uuid
+
+    parts = part_files(folder)
+    if not parts:
+        raise UsageError(f"manifest {folder} has no Parquet parts to compact")
+    sources = [storage.readable(p) for p in parts]
+    _validated(folder, list(zip(map(storage.name, parts), sources)))
+    keys = [pq.read_table(src, columns=["utt_id", "status", "created_at"]) for src in sources]
+    sizes = [k.num_rows for k in keys]
+    keep = winners(*(pa.chunked_array([c for k in keys for c in k[col].chunks], k_type)
+                     for col, k_type in (("utt_id", pa.string()), ("status", pa.string()),
+                                         ("created_at", SCHEMA.field("created_at").type))))
+    keep = keep.to_numpy()
+    del keys
+    dest = storage.join(folder, f"{name}-{uuid.uuid4().hex[:12]}.parquet")
+
+    def stream(fh) -> None:
+        with pq.ParquetWriter(fh, SCHEMA) as writer:
+            offset = 0
+            for src, size in zip(sources, sizes):
+                mine = keep[(keep >= offset) & (keep < offset + size)] - offset
+                start = 0
+                for batch in pq.ParquetFile(src).iter_batches(batch_size=batch_rows):
+                    sel = mine[(mine >= start) & (mine < start + batch.num_rows)] - start
+                    if len(sel):
+                        writer.write_table(_conform(pa.Table.from_batches([batch])).take(pa.array(sel, pa.int64())))
+                    start += batch.num_rows
+                offset += size
+
+    storage.write_atomic(dest, stream)
+    for f in parts:
+        storage.remove(f)
     return dest

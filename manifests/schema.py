@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: file_size, file_mtime_ns (optional)
 VERSION_KEY = b"hardspoof.schema_version"
 
 LABELS = ("bonafide", "spoof")
@@ -44,6 +44,9 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("run_id", pa.string(), True, "the run that wrote the row"),
     ("created_at", pa.timestamp("us", tz="UTC"), True, "when the row was written"),
     ("toolkit_version", pa.string(), True, "hardspoof version that wrote the row"),
+    ("file_size", pa.int64(), True, "bytes of the file at `path` when the row was written (1.1)"),
+    ("file_mtime_ns", pa.int64(), True, "its modification time, ns since the epoch; with file_size, what lets "
+                                        "a resume reuse the row while the file is unchanged (1.1)"),
 )
 
 COLUMN_NAMES = tuple(c[0] for c in COLUMNS)

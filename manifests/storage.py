@@ -248,6 +248,21 @@ def write_atomic(loc: str | os.PathLike, write: Callable[[BinaryIO], object]) ->
     return str(dest)
 
 
+def remove_tree(loc: str | os.PathLike) -> None:
+    """Delete a folder and everything under it (nothing when it does not exist)."""
+    s = os.fspath(loc)
+    if is_uri(s):
+        fs, path = filesystem(s)
+        try:
+            fs.delete_dir(path)
+        except (FileNotFoundError, OSError):
+            pass
+        return
+    import shutil
+
+    shutil.rmtree(s, ignore_errors=True)
+
+
 def remove(loc: str | os.PathLike) -> None:
     """Delete a file; nothing there is not an error."""
     s = os.fspath(loc)

@@ -29,19 +29,26 @@ def forwarded_env() -> dict[str, str]:
     return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
 
 
-def batches(table: pa.Table, size: int) -> list[pa.Table]:
-    """Zero-copy slices of at most `size` rows."""
-    return [table.slice(i, size) for i in range(0, table.num_rows, size)]
+def plan_batches(files: list[str], size: int) -> Iterator[pa.Table]:
+    """The plan files' rows, `size` at a time, one file in memory at a time."""
+    import pyarrow.parquet as pq
+
+    from manifests import storage
+
+    for f in files:
+        for batch in pq.ParquetFile(storage.readable(f)).iter_batches(batch_size=size):
+            yield pa.Table.from_batches([batch])
 
 
-def run_local(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: str, batch_size: int,
-              workers: int, device: str, threads: int = 0) -> Iterator[pa.Table]:
-    """In-process: one worker per model, batches in plan order."""
-    for spec, table in jobs:
+def run_local(jobs: list[tuple[ModelSpec, list[str]]], manifest_dir: str, run_id: str, batch_size: int,
+              workers: int, device: str, threads: int = 0, max_seconds: float | None = None) -> Iterator[pa.Table]:
+    """In-process: one worker per model, the plan files' batches in order."""
+    for spec, files in jobs:
         worker = ReconstructWorker(spec, manifest_dir, run_id, threads=threads or cpu_threads(workers or 1),
-                                   device=device)
-        for batch in batches(table, batch_size):
+                                   device=device, max_seconds=max_seconds)
+        for batch in plan_batches(files, batch_size):
             yield worker(batch)
+        worker.roll()
 
 
 def _check_address(address: str, timeout_s: float = 10.0) -> None:
@@ -80,10 +87,11 @@ def _init_ray(address: str | None) -> bool:
     return True
 
 
-def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: str, batch_size: int,
+def run_ray(jobs: list[tuple[ModelSpec, list[str]]], manifest_dir: str, run_id: str, batch_size: int,
             workers: int, gpus_per_worker: float, address: str | None, device: str,
-            threads_per_worker: int = 0) -> Iterator[pa.Table]:
-    """Ray Data: per model, plan blocks -> map_batches(ReconstructWorker) on a fixed actor pool."""
+            threads_per_worker: int = 0, max_seconds: float | None = None) -> Iterator[pa.Table]:
+    """Ray Data: per model, the plan files (read by the workers, one block each) -> map_batches(ReconstructWorker)
+    on a fixed actor pool."""
     import ray
     import ray.data
 
@@ -99,16 +107,18 @@ def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: s
         if gpus_per_worker and gpus < gpus_per_worker:
             raise UsageError(f"--gpus-per-worker {gpus_per_worker} but the Ray cluster has {gpus:g} GPUs; "
                              "drop the flag to run on CPUs")
-        for spec, table in jobs:
-            blocks = batches(table, batch_size)
+        for spec, files in jobs:
             default = int(gpus // gpus_per_worker) if gpus_per_worker else int(cpus)
-            pool = max(1, min(workers or default, len(blocks)))
+            pool = max(1, min(workers or default, len(files)))
             threads = threads_per_worker or max(1, min(int(cpus // pool), node_cpus))  # an actor fits on one node
-            ds = ray.data.from_arrow(blocks).map_batches(
-                ReconstructWorker,
-                fn_constructor_kwargs=dict(spec=spec, manifest_dir=manifest_dir, run_id=run_id,
-                                           threads=threads, device=device),
-                batch_size=batch_size,
+            # The dataset is the plan files' names; each actor reads the files it is given. (Ray Data's
+            # read_parquet would need a CPU slot for its listing and read tasks, which an actor pool holding
+            # every slot starves: the run would hang.)
+            ds = ray.data.from_items([{"plan_file": f} for f in files], override_num_blocks=len(files)).map_batches(
+                PlanFileWorker,
+                fn_constructor_kwargs=dict(batch_size=batch_size, spec=spec, manifest_dir=manifest_dir, run_id=run_id,
+                                           threads=threads, device=device, max_seconds=max_seconds),
+                batch_size=1,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=pool),
                 num_cpus=threads if not gpus_per_worker else 1,
@@ -120,6 +130,23 @@ def run_ray(jobs: list[tuple[ModelSpec, pa.Table]], manifest_dir: str, run_id: s
     finally:
         if started:
             ray.shutdown()
+
+
+class PlanFileWorker:
+    """Ray Data actor over plan file names: reads each file and feeds its rows to one `ReconstructWorker`,
+    `batch_size` rows at a time, as the local executor does."""
+
+    def __init__(self, batch_size: int, **worker_kwargs) -> None:
+        self.batch_size = batch_size
+        self.worker = ReconstructWorker(**worker_kwargs)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = [self.worker(b) for b in plan_batches(batch["plan_file"].to_pylist(), self.batch_size)]
+        if not out:
+            import manifests
+
+            return manifests.to_table([]).append_column("_elapsed_s", pa.array([], pa.float64()))
+        return pa.concat_tables(out)
 
 
 def executor(name: str) -> Callable[..., Iterator[pa.Table]]:

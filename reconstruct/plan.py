@@ -1,24 +1,30 @@
 """The plan of a run: which back-ends (model specs) over which clips, and what is already done.
 
-The plan is a columnar pyarrow table (one row per clip x model), so a corpus of any size
-streams to the workers without a Python object per clip in the driver.
+Everything here is columnar (pyarrow): the corpus listing, the tasks of each model and the set of finished
+clips are Arrow tables, joined with Arrow's hash joins, so the driver holds no Python object per clip.
+
+A variant is identified by its canonical parameters (parsed, typed, defaults filled: `bitrate_kbps=12` and
+`12.0` are one variant), the sha256 of its weights and the run seed; a finished clip also by its source's
+file identity (see `resume`).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import posixpath
+import math
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-import manifests
 from manifests import storage
 from manifests.errors import UsageError
 from manifests.schema import METHODS
 
 from . import weights
 from .backends import BACKENDS, get
+from .backends.base import parse_params
 
 # Preferred back-end per paradigm: the first whose weights are on this machine is the default.
 PREFERENCE = {
@@ -34,8 +40,9 @@ class ModelSpec:
 
     name: str
     method: str
-    params_json: str = "{}"          # user-given parameters, canonical JSON
+    params_json: str = "{}"          # every parameter (typed, defaults filled), canonical JSON
     checkpoint: str | None = None
+    variant_params: str = "{}"       # the ones that differ from the defaults, canonical JSON (the name suffix)
 
     @property
     def params(self) -> dict:
@@ -43,9 +50,43 @@ class ModelSpec:
 
     @property
     def variant(self) -> str:
-        """Folder and utt_id suffix: the name, plus the user's parameters when any."""
-        p = self.params
-        return self.name if not p else self.name + "@" + ",".join(f"{k}={v}" for k, v in sorted(p.items()))
+        """Folder and utt_id suffix: the name, plus the parameters that differ from the defaults."""
+        p = json.loads(self.variant_params)
+        return self.name if not p else self.name + "@" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(p.items()))
+
+
+def _fmt(v) -> str:
+    """A parameter value as it appears in a variant name: 12.0 and 12 alike."""
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return str(int(v))
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def canonical(name: str, given: dict) -> tuple[str, str]:
+    """(all parameters, the non-default ones) of back-end `name` as canonical JSON, from user values."""
+    cls = get(name).Params
+    params = dataclasses.asdict(parse_params(cls, given, name))
+    defaults = dataclasses.asdict(cls())
+    differ = {k: v for k, v in params.items() if v != defaults[k]}
+    return json.dumps(params, sort_keys=True), json.dumps(differ, sort_keys=True)
+
+
+def weights_sha256(spec: ModelSpec) -> str | None:
+    """sha256 of the weights `spec` would load (as the back-end records it), without loading them; None
+    for a weight-free back-end or weights that are not on this machine yet. A store folder's pull record
+    is trusted; other weights are hashed."""
+    cls = get(spec.name)
+    if cls.weights is None and cls.bundled is None:
+        return None
+    path = weights.local_path(spec.name, spec.checkpoint)
+    if path is None and cls.bundled is not None and storage.kind(str(cls.bundled)) == storage.DIR:
+        path = cls.bundled
+    if path is None:
+        return None
+    try:
+        return cls.weights_sha256(Path(path), parse_params(cls.Params, dict(spec.params), cls.name))
+    except (OSError, UsageError):
+        return None  # weights the back-end cannot read: its own load reports that, in one line
 
 
 def default_model(method: str) -> tuple[str, str]:
@@ -90,8 +131,8 @@ def resolve_models(methods: tuple[str, ...], models: tuple[str, ...], params: di
         raise UsageError(f"no selected model has parameter {unused[0]!r} (models: {', '.join(names)})")
     specs = []
     for n in names:
-        own = {k: v for k, v in params.items() if k in fields[n]}
-        specs.append(ModelSpec(n, get(n).method, json.dumps(own, sort_keys=True), checkpoint))
+        full, differ = canonical(n, {k: v for k, v in params.items() if k in fields[n]})
+        specs.append(ModelSpec(n, get(n).method, full, checkpoint, differ))
     return specs, notices
 
 
@@ -101,39 +142,49 @@ def clip_seed(run_seed: int, source_id: str, variant: str) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
+def clip_seeds(run_seed: int, source_ids: pa.Array, variant: str) -> pa.Array:
+    """`clip_seed` of every source id (int64)."""
+    return pa.array([clip_seed(run_seed, s, variant) for s in source_ids.to_pylist()], pa.int64())
+
+
 def reconstruction_attack(source_attack: str | None, variant: str) -> str:
     """Attack id of a reconstruction: the back-end, after the source's attack for corpus spoofs."""
     return variant if source_attack in (None, "-") else f"{source_attack}+{variant}"
 
 
-def build_tasks(originals: list[dict], specs: list[ModelSpec], out: str, root: str, run_seed: int) -> pa.Table:
-    """One row per (ok original, spec): ids, input and output paths, seed, copied corpus columns.
-
-    Output audio mirrors the corpus tree under `root`: out/audio/VARIANT/REL_PATH.flac.
-    """
-    ok = [r for r in originals if r["status"] == "ok"]
-    cols: dict[str, list] = {k: [] for k in (
-        "utt_id", "source_id", "src_path", "out_path", "seed", "spec", "attack", "speaker", "language", "split")}
-    rels = [posixpath.splitext(storage.relative(r["path"], root))[0] + ".flac" for r in ok]
-    for i, spec in enumerate(specs):
-        for r, rel in zip(ok, rels):
-            cols["utt_id"].append(f"{r['utt_id']}__{spec.variant}")
-            cols["source_id"].append(r["utt_id"])
-            cols["src_path"].append(r["path"])
-            cols["out_path"].append(storage.join(out, "audio", spec.variant, rel))
-            cols["seed"].append(clip_seed(run_seed, r["utt_id"], spec.variant))
-            cols["spec"].append(i)
-            cols["attack"].append(reconstruction_attack(r.get("attack"), spec.variant))
-            for k in ("speaker", "language", "split"):
-                cols[k].append(r.get(k))
-    types = {"seed": pa.int64(), "spec": pa.int32()}
-    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
+def output_paths(paths: pa.Array, root: str, out: str, variant: str) -> pa.Array:
+    """out/audio/VARIANT/<path relative to root, suffix .flac> for every source path (columnar)."""
+    prefix = root.rstrip("/") + "/"  # root is the deepest folder holding every path
+    rel = pc.replace_substring_regex(pc.utf8_slice_codeunits(paths, len(prefix)), r"\.[^./]*$", ".flac")
+    base = storage.join(out, "audio", variant) + "/"
+    return pc.binary_join_element_wise(pa.scalar(base), rel, "")
 
 
-def done_ids(manifest_dir: str, retry_failed: bool) -> set[str]:
-    """utt_ids already in the output manifest that need no work (failed ones too, unless retried)."""
-    if storage.kind(manifest_dir) != storage.DIR or not manifests.part_files(manifest_dir):
-        return set()
-    table = manifests.read(manifest_dir, columns=["utt_id", "status", "kind"])
-    rows = zip(table["utt_id"].to_pylist(), table["status"].to_pylist(), table["kind"].to_pylist())
-    return {u for u, s, k in rows if k == "reconstruction" and (s == "ok" or not retry_failed)}
+def tasks(chunk: pa.Table, spec_index: int, spec: ModelSpec, out: str, root: str, run_seed: int) -> pa.Table:
+    """The reconstruction tasks of one model for a chunk of corpus listing rows (see manifests.listing):
+    ids, input and output paths, seed, the columns copied from the source, and the source's own facts
+    (label, attack, file identity) for the worker that describes it."""
+    n = chunk.num_rows
+    variant = spec.variant
+    attack = chunk["attack"].cast(pa.string())
+    recon_attack = pc.if_else(pc.equal(attack, "-"), pa.scalar(variant),
+                              pc.binary_join_element_wise(attack, pa.scalar(variant), "+"))
+    return pa.table({
+        "utt_id": pc.binary_join_element_wise(chunk["utt_id"], pa.scalar(f"__{variant}"), ""),
+        "source_id": chunk["utt_id"],
+        "src_path": chunk["path"],
+        "out_path": output_paths(chunk["path"], root, out, variant),
+        "seed": clip_seeds(run_seed, chunk["utt_id"], variant),
+        "spec": pa.array([spec_index] * n, pa.int32()),
+        "attack": recon_attack,
+        "speaker": chunk["speaker"].cast(pa.string()),
+        "language": chunk["language"].cast(pa.string()),
+        "split": chunk["split"].cast(pa.string()),
+        "src_label": chunk["label"].cast(pa.string()),
+        "src_attack": attack,
+        "src_size": chunk["file_size"],
+        "src_mtime_ns": chunk["file_mtime_ns"],
+        "src_problem": chunk["problem"],
+        "describe": pa.array([False] * n, pa.bool_()),
+        "reconstruct": pa.array([True] * n, pa.bool_()),
+    })

@@ -8,6 +8,9 @@ import math
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from manifests import storage
 
 from manifests.errors import UsageError
 
@@ -50,29 +53,33 @@ def check_device(device: str, executor: str = "local", gpus_per_worker: float = 
         raise UsageError(f"--device {device} but torch sees no GPU on this machine; use --device cpu")
 
 
-def _reserved(names: list[str]) -> re.Pattern:
-    """utt_ids that end the way a reconstruction's does: `__<back-end>` or `__<back-end>@<params>`."""
+def _reserved(names: list[str]) -> str:
+    """A regex for utt_ids that end the way a reconstruction's does: `__<back-end>` or `__<back-end>@<params>`."""
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"__(?:{alternatives})(?:@.*)?$", re.DOTALL)
+    return rf"__(?:{alternatives})(?:@.*)?$"
 
 
-def check_plan(originals: list[dict], tasks: pa.Table, backend_names: list[str]) -> None:
-    """Refuse a plan that would overwrite: a corpus utt_id with a reconstruction's suffix (its row would
-    be replaced by the reconstruction of another clip), two reconstructions with one output file, or
-    an output file that is a corpus clip. Names the first offender."""
-    reserved = _reserved(backend_names)
-    for r in originals:
-        if reserved.search(r["utt_id"]):
-            raise UsageError(f"corpus utt_id {r['utt_id']!r} ends like a reconstruction's id (<utt_id>__<model>); "
-                             "rename it (e.g. replace the double underscore)")
-    srcs, dsts, ids = (tasks[c].to_pylist() for c in ("src_path", "out_path", "source_id"))
-    sources = set(srcs)
-    seen: dict[str, int] = {}
-    for i, dst in enumerate(dsts):
-        if dst in sources:
-            raise UsageError(f"the reconstruction of {srcs[i]} would overwrite the corpus clip {dst}; "
-                             "choose an --out outside the corpus audio")
-        first = seen.setdefault(dst, i)
-        if ids[first] != ids[i]:
-            raise UsageError(f"corpus clips {ids[first]!r} ({srcs[first]}) and {ids[i]!r} ({srcs[i]}) would both be "
-                             f"reconstructed to {dst} (output names drop the suffix); rename or drop one of them")
+def check_plan(listing: pa.Table, specs: list, out: str, backend_names: list[str]) -> None:
+    """Refuse a plan that would overwrite, before any work (columnar checks on the corpus listing): a
+    corpus utt_id with a reconstruction's suffix (its row would be replaced by the reconstruction of
+    another clip), two corpus clips with one output file (same path but for the suffix), or a corpus
+    clip inside OUT/audio (a reconstruction would overwrite it). Names the first offender."""
+    ids = listing["utt_id"]
+    bad = ids.filter(pc.match_substring_regex(ids, _reserved(backend_names)))
+    if len(bad):
+        raise UsageError(f"corpus utt_id {bad[0].as_py()!r} ends like a reconstruction's id (<utt_id>__<model>); "
+                         "rename it (e.g. replace the double underscore)")
+    audio = storage.join(out, "audio") + "/"
+    inside = listing["path"].filter(pc.starts_with(listing["path"], audio))
+    if len(inside):
+        raise UsageError(f"the corpus clip {inside[0].as_py()} lies in {audio}, where reconstructions are written; "
+                         "choose an --out outside the corpus audio")
+    stems = pc.replace_substring_regex(listing["path"], r"\.[^./]*$", "")
+    counts = pc.value_counts(stems)
+    dup = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(dup):
+        stem = dup.field("values")[0].as_py()
+        pair = listing.filter(pc.equal(stems, stem)).select(["utt_id", "path"]).to_pylist()[:2]
+        raise UsageError(f"corpus clips {pair[0]['utt_id']!r} ({pair[0]['path']}) and {pair[1]['utt_id']!r} "
+                         f"({pair[1]['path']}) would both be reconstructed to one file (output names drop the "
+                         "suffix); rename or drop one of them")

@@ -1,4 +1,10 @@
-"""`reconstruct run`: corpus -> plan -> executor -> one consistent manifest + an end summary."""
+"""`reconstruct run`: corpus listing -> plan (on disk) -> executor -> one consistent manifest + an end summary.
+
+The driver is columnar and streams: the corpus listing is one Arrow table (no audio opened; each file
+is described once, by the worker that first reads it), the plan is built in chunks of `listing.CHUNK`
+corpus clips and written to OUT/.plan-<run>/ as small Parquet files that the workers read, so the
+driver holds Arrow columns, never a Python object per clip, and no plan rows.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -9,21 +15,22 @@ from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 import manifests
-from manifests import storage, tempfiles
-from manifests.corpus import import_corpus
+from manifests import listing, storage, tempfiles
+from manifests.corpus import list_corpus
 from manifests.errors import UsageError
 
 from . import weights
 from .backends import BACKENDS
 from .config import RunConfig
 from .executors import run_local, run_ray
-from .plan import ModelSpec, build_tasks, done_ids, resolve_models
+from .plan import ModelSpec, resolve_models, tasks as plan_tasks, weights_sha256
 from .preflight import check_options, check_plan
-from .worker import DISK_FULL, TOOLKIT_VERSION
-
+from .resume import Conflict, Done
+from .worker import DISK_FULL
 
 @dataclasses.dataclass
 class ModelTally:
@@ -66,17 +73,107 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _originals(cfg: RunConfig, out: str) -> tuple[list[dict], str]:
-    """Corpus rows (the first --limit of them) and the corpus root that output paths mirror. A folder
-    corpus never counts what is under `out` (its own reconstructions, when --out is inside --corpus)."""
-    rows = import_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root, exclude=(out,),
-                         max_seconds=cfg.max_duration_s)
-    root = storage.common_parent(r["path"] for r in rows)
-    rows = rows[: cfg.limit] if cfg.limit else rows
-    now = dt.datetime.now(dt.timezone.utc)
+@dataclasses.dataclass
+class Plan:
+    """What the plan building found: per model the plan files and counts, and the originals' counts."""
+
+    files: dict[int, list[str]]
+    originals: int = 0
+    cached: int = 0               # originals whose described row is reused
+    failed_originals: int = 0     # of those, failed ones (no tasks)
+    to_describe: int = 0
+    audio_s: float = 0.0          # duration of the reused ok originals
+
+
+def _root(paths: pa.ChunkedArray) -> str:
+    """The deepest folder holding every path, from the distinct parent folders (few)."""
+    parents = pc.unique(pc.replace_substring_regex(paths, r"/[^/]*$", ""))
+    return storage.common_parent(storage.join(p, "x") for p in parents.to_pylist())
+
+
+def _source_changed(done: Done, chunk: pa.Table, reuse: pa.Table) -> None:
+    """A source re-listed with another path, size or mtime, whose reconstructions OUT already holds: its
+    audio must be the same (hashed now; only such sources are), else the run stops (Conflict)."""
+    changed = reuse.filter(pc.and_(reuse["changed"], pc.is_valid(reuse["m_file_size"])))["utt_id"]
+    if not len(changed):
+        return
+    with_recons = pc.is_in(changed, value_set=done.recons["source_id"].combine_chunks().unique())
+    changed = changed.filter(with_recons)
+    if not len(changed):
+        return
+    stored = _stored_sha(done.manifest_dir, changed)
+    rows = chunk.filter(pc.is_in(chunk["utt_id"], value_set=changed)).select(["utt_id", "path"]).to_pylist()
     for r in rows:
-        r.update(created_at=now, toolkit_version=TOOLKIT_VERSION)
-    return rows, root
+        now = storage.sha256(storage.readable(r["path"])) if storage.kind(r["path"]) == storage.FILE else None
+        if now != stored.get(r["utt_id"]):
+            raise Conflict(f"{len(changed)} source clip(s) changed since OUT's reconstructions of them were made "
+                           f"(e.g. {r['utt_id']}: sha256 {str(stored.get(r['utt_id']))[:12]}… in OUT, "
+                           f"{str(now)[:12]}… now); use another --out for this corpus")
+
+
+def _stored_sha(manifest_dir: str, utt_ids: pa.Array) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in manifests.part_files(manifest_dir):
+        t = pq.read_table(storage.readable(part), columns=["utt_id", "kind", "sha256", "status"])
+        t = t.filter(pc.and_(pc.equal(t["kind"], "original"), pc.is_in(t["utt_id"], value_set=utt_ids)))
+        out.update({r["utt_id"]: r["sha256"] for r in t.to_pylist() if r["status"] == "ok"})
+    return out
+
+
+def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: str, out: str, done: Done,
+               tallies: dict, plan_dir: str | None, block_rows: int) -> Plan:
+    """Write each model's pending tasks to plan_dir/spec-I/ (files of `block_rows` rows; nothing with
+    plan_dir None) chunk by chunk, and count. Raises Conflict before anything is written for a finished
+    clip that this run would make differently."""
+    shas = [weights_sha256(s) for s in specs]
+    plan = Plan({i: [] for i in range(len(specs))})
+    pending_chunks: list[tuple[int, pa.Table]] = []
+    for c, chunk in enumerate(table.to_batches(max_chunksize=listing.CHUNK)):
+        chunk = pa.Table.from_batches([chunk])
+        reuse = done.reusable(chunk, root, cfg.retry_failed)
+        _source_changed(done, chunk, reuse)
+        cached = reuse["cached"]
+        failed = pc.and_(cached, pc.not_equal(pc.fill_null(reuse["status"], "ok"), "ok"))
+        plan.originals += chunk.num_rows
+        plan.cached += pc.sum(cached.cast(pa.int64())).as_py() or 0
+        plan.failed_originals += pc.sum(failed.cast(pa.int64())).as_py() or 0
+        plan.audio_s += pc.sum(pc.fill_null(reuse["duration_s"].filter(pc.and_(cached, pc.invert(failed))), 0)).as_py() or 0.0
+        usable = chunk.filter(pc.invert(failed))
+        need = pc.invert(cached.filter(pc.invert(failed)))
+        need_ids = usable["utt_id"].filter(need).combine_chunks()
+        plan.to_describe += len(need_ids)
+        for i, spec in enumerate(specs):
+            t = plan_tasks(usable, i, spec, out, root, cfg.seed)
+            finished = done.finished(t, cfg.retry_failed)
+            why = done.conflicts(finished, spec.params, shas[i], spec.variant)
+            if why:
+                raise Conflict(f"OUT holds {why}; use another --out, or the run's original options")
+            t = t.filter(pc.invert(pc.is_in(t["utt_id"], value_set=finished["utt_id"].combine_chunks())))
+            tally = tallies[spec.variant]
+            tally.skipped += finished.num_rows
+            tally.todo += t.num_rows
+            describe = pc.is_in(t["source_id"], value_set=need_ids)
+            t = t.set_column(t.schema.get_field_index("describe"), "describe", describe)
+            described = t["source_id"].filter(describe).combine_chunks()
+            need_ids = need_ids.filter(pc.invert(pc.is_in(need_ids, value_set=described)))
+            if t.num_rows:
+                pending_chunks.append((i, t))
+        if len(need_ids):  # to describe but nothing left to reconstruct: a describe-only task
+            only = plan_tasks(usable.filter(pc.is_in(usable["utt_id"], value_set=need_ids)), 0, specs[0], out, root,
+                              cfg.seed)
+            only = only.set_column(only.schema.get_field_index("describe"), "describe",
+                                   pa.array([True] * only.num_rows, pa.bool_()))
+            only = only.set_column(only.schema.get_field_index("reconstruct"), "reconstruct",
+                                   pa.array([False] * only.num_rows, pa.bool_()))
+            pending_chunks.append((0, only))
+        if plan_dir is not None:  # written chunk by chunk: the plan never sits in the driver whole
+            for i, t in pending_chunks:
+                for k in range(0, t.num_rows, block_rows):
+                    dest = storage.join(plan_dir, f"spec-{i}", f"c{c:06d}-{k // block_rows:06d}.parquet")
+                    piece = t.slice(k, block_rows)
+                    plan.files[i].append(storage.write_atomic(dest, lambda fh, p=piece: pq.write_table(p, fh)))
+        pending_chunks = []
+    return plan
 
 
 def _preflight(specs: list[ModelSpec]) -> None:
@@ -97,66 +194,67 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     specs, notices = resolve_models(cfg.methods, cfg.models, dict(cfg.params), cfg.checkpoint)
     for n in notices:
         echo(n)
-    originals, root = _originals(cfg, out)
-    tasks = build_tasks(originals, specs, out, root, cfg.seed)
-    check_plan(originals, tasks, list(BACKENDS))
-    done = done_ids(manifest_dir, cfg.retry_failed)
+    table = list_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root, exclude=(out,))
+    table = table.slice(0, cfg.limit) if cfg.limit else table
+    root = _root(table["path"])
+    check_plan(table, specs, out, list(BACKENDS))
+    done = Done.read(manifest_dir)
     tallies = {s.variant: ModelTally() for s in specs}
-    jobs = []
-    for i, spec in enumerate(specs):
-        mine = tasks.filter(pc.equal(tasks["spec"], i))
-        keep = pa.array([u not in done for u in mine["utt_id"].to_pylist()], pa.bool_())
-        todo = mine.filter(keep)
-        tallies[spec.variant].todo, tallies[spec.variant].skipped = todo.num_rows, mine.num_rows - todo.num_rows
-        if todo.num_rows:
-            jobs.append((spec, todo))
-    failed_originals = sum(r["status"] != "ok" for r in originals)
-    summary = RunSummary(out, len(originals), failed_originals, tallies, dry_run=cfg.dry_run)
-    if cfg.dry_run:
-        seconds = sum(r["duration_s"] or 0 for r in originals if r["status"] == "ok")
-        echo(f"plan: {len(originals)} corpus clips ({seconds / 3600:.3f} h), {len(specs)} model(s), "
-             f"{sum(t.todo for t in tallies.values())} reconstructions to do "
-             f"(~{seconds * len(specs) / 3600:.3f} h of audio out)")
-        return summary
-    storage.check_writable(out)
-    if not storage.is_uri(out):
-        tempfiles.sweep(out)  # temp files a killed run left (object stores never hold partial objects)
-    _preflight([s for s, _ in jobs])
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
-    for r in originals:
-        r["run_id"] = run_id
+    plan_dir = None if cfg.dry_run else storage.join(out, f".plan-{run_id}")
+    if not cfg.dry_run:
+        storage.check_writable(out)
+        if not storage.is_uri(out):
+            tempfiles.sweep(out)  # temp files a killed run left (object stores never hold partial objects)
     try:
-        manifests.write_part(originals, manifest_dir, "originals")
-        _execute(cfg, jobs, manifest_dir, run_id, tallies)
-        manifests.compact(manifest_dir)
+        plan = build_plan(cfg, specs, table, root, out, done, tallies, plan_dir, max(cfg.batch_size * 16, 256))
+        del table, done
+        summary = RunSummary(out, plan.originals, plan.failed_originals, tallies, dry_run=cfg.dry_run)
+        if cfg.dry_run:
+            echo(f"plan: {plan.originals} corpus clips ({plan.cached} described before: {plan.audio_s / 3600:.3f} h; "
+                 f"{plan.to_describe} to describe by the workers), {len(specs)} model(s), "
+                 f"{sum(t.todo for t in tallies.values())} reconstructions to do")
+            return summary
+        jobs = [(specs[i], files) for i, files in plan.files.items() if files]
+        _preflight([s for s, _ in jobs])
+        _execute(cfg, jobs, manifest_dir, run_id, tallies, summary)
+        if storage.kind(manifest_dir) == storage.DIR and manifests.part_files(manifest_dir):
+            manifests.compact(manifest_dir)
     except OSError as e:
         if getattr(e, "errno", None) in DISK_FULL or "No space left" in str(e):
-            done = sum(t.ok + t.failed for t in tallies.values())
-            raise UsageError(f"disk full under {out} after {done} clips this run; free space and re-run the same "
+            n = sum(t.ok + t.failed for t in tallies.values())
+            raise UsageError(f"disk full under {out} after {n} clips this run; free space and re-run the same "
                              "command: finished clips are kept and skipped") from None
         raise
+    finally:
+        if plan_dir is not None:
+            storage.remove_tree(plan_dir)
     return summary
 
 
-def _execute(cfg: RunConfig, jobs, manifest_dir: str, run_id: str, tallies: dict[str, ModelTally]) -> None:
-    total = sum(t.num_rows for _, t in jobs)
-    if not total:
+def _execute(cfg: RunConfig, jobs, manifest_dir: str, run_id: str, tallies: dict[str, "ModelTally"],
+             summary: "RunSummary") -> None:
+    total = sum(tallies[s.variant].todo for s, _ in jobs)
+    if not jobs:
         return
     if cfg.executor == "local":
         stream = run_local(jobs, manifest_dir, run_id, cfg.batch_size, cfg.workers, cfg.device,
-                           cfg.threads_per_worker)
+                           cfg.threads_per_worker, cfg.max_duration_s)
     else:
         stream = run_ray(jobs, manifest_dir, run_id, cfg.batch_size, cfg.workers, cfg.gpus_per_worker,
-                         cfg.ray_address, cfg.device, cfg.threads_per_worker)
+                         cfg.ray_address, cfg.device, cfg.threads_per_worker, cfg.max_duration_s)
     with tqdm(total=total, unit="clip", desc="reconstruct", disable=os.environ.get("HARDSPOOF_NO_BAR") == "1") as bar:
         for rows in stream:
-            _count(rows, tallies, jobs)
-            bar.update(rows.num_rows)
+            bar.update(_count(rows, tallies, summary))
 
 
-def _count(rows: pa.Table, tallies: dict[str, ModelTally], jobs) -> None:
-    variants = {f"__{spec.variant}": spec.variant for spec, _ in jobs}
-    for r in rows.select(["utt_id", "status", "error", "duration_s", "_elapsed_s"]).to_pylist():
+def _count(rows: pa.Table, tallies: dict[str, "ModelTally"], summary: "RunSummary") -> int:
+    """Add a batch of written rows to the tallies; returns how many reconstructions it held."""
+    originals = rows.filter(pc.equal(rows["kind"], "original"))
+    summary.failed_originals += originals.num_rows - (pc.sum(pc.equal(originals["status"], "ok").cast(pa.int64())).as_py() or 0)
+    recons = rows.filter(pc.equal(rows["kind"], "reconstruction"))
+    variants = {f"__{v}": v for v in tallies}
+    for r in recons.select(["utt_id", "status", "error", "duration_s", "_elapsed_s"]).to_pylist():
         variant = next(v for suffix, v in variants.items() if r["utt_id"].endswith(suffix))
         t = tallies[variant]
         t.compute_s += r["_elapsed_s"]
@@ -167,3 +265,4 @@ def _count(rows: pa.Table, tallies: dict[str, ModelTally], jobs) -> None:
             t.failed += 1
             key = (r["error"] or "unknown").split(":")[0]
             t.errors[key] = t.errors.get(key, 0) + 1
+    return recons.num_rows

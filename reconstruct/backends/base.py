@@ -63,6 +63,14 @@ class Backend(ABC):
             return "bundled"
         return None
 
+    @classmethod
+    def weights_sha256(cls, path: Path, params: Any) -> str | None:
+        """The `checkpoint_sha256` that loading the weights at `path` with `params` records, computed without
+        loading them (what a resume compares); None where it cannot be known without loading."""
+        from ..weights import checkpoint_sha256
+
+        return checkpoint_sha256(path)
+
     def load(self, checkpoint: Path | None) -> None:
         """Load weights (once per worker). Weight-free back-ends need nothing."""
 

@@ -70,6 +70,10 @@ class _Encodec(Backend):
         self.checkpoint_sha256 = W.checkpoint_sha256(file)
         self.hop = int(model.encoder.hop_length)
 
+    @classmethod
+    def weights_sha256(cls, path: Path, params) -> str:
+        return W.checkpoint_sha256(_state_file(path, cls.file_name))
+
     def params_json(self) -> str:
         p = dataclasses.asdict(self.params)
         p.update(channels=self.model.channels)

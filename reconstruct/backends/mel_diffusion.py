@@ -73,7 +73,6 @@ class MelDiffusion(Backend):
             raise UsageError("mel-diffusion needs diffusers: pip install 'diffusers>=0.30'") from None
         from ..fit import META_FILE, WEIGHTS_FILE
         from ..melfeatures import MelConfig, MelFeatures
-        from ..weights import checkpoint_sha256
 
         path = find_checkpoint(self.name, checkpoint)
         meta = json.loads((path / META_FILE).read_text())
@@ -82,7 +81,14 @@ class MelDiffusion(Backend):
         self.scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", clip_sample=False,
                                                        set_alpha_to_one=False)
         self.checkpoint_path = path
-        self.checkpoint_sha256 = checkpoint_sha256(path / WEIGHTS_FILE)
+        self.checkpoint_sha256 = self.weights_sha256(path, self.params)
+
+    @classmethod
+    def weights_sha256(cls, path: Path, params) -> str:
+        from ..fit import WEIGHTS_FILE
+        from ..weights import checkpoint_sha256
+
+        return checkpoint_sha256(path / WEIGHTS_FILE)
 
     def min_samples(self) -> int:
         return self.features.cfg.n_fft

@@ -139,6 +139,10 @@ class SemantiCodec(Backend):
         self.codec = codec.eval().to(self.device)
         self.checkpoint_sha256 = SF.files_sha256(files)
 
+    @classmethod
+    def weights_sha256(cls, path: Path, params) -> str:
+        return SF.files_sha256(SF.check_variant(path, params.token_rate, params.semantic_vocab_size))
+
     def params_json(self) -> str:
         p = dataclasses.asdict(self.params)
         p.update(kbps=KBPS[(self.params.token_rate, self.params.semantic_vocab_size)], ddim_eta=1.0,

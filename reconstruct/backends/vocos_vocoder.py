@@ -178,6 +178,10 @@ class VocosMel24(_Vocos):
 @register
 class VocosEncodec24(_Vocos):
     name = "vocos-encodec-24khz"
+
+    @classmethod
+    def weights_sha256(cls, path, params) -> None:
+        return None  # its EnCodec half may come from another store entry: known once loaded
     method = "codec"
     Params = VocosEncodecParams
     weights = "charactr/vocos-encodec-24khz"

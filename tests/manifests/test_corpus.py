@@ -6,6 +6,7 @@ from manifests.corpus import import_corpus
 from manifests.errors import UsageError
 
 from ..conftest import speechlike
+from .test_protocols import SAMPLES
 
 
 def test_folder_is_recursive_and_all_bonafide(tmp_path):
@@ -102,3 +103,33 @@ def test_odd_folder_entries_are_skipped_and_counted(tmp_path, caplog):
     log = caplog.text
     assert "1 folder(s) named like audio files" in log and "1 file(s) whose name is not valid UTF-8" in log
     assert "2 broken or looping symlink(s)" in log
+
+
+@pytest.mark.parametrize("layout,name,home,text", SAMPLES)
+def test_each_asvspoof_release_imports_with_its_audio_found(tmp_path, layout, name, home, text):
+    """2019 LA, 2021 LA/DF keys and ASVspoof 5 protocols, in their published column layouts and release trees:
+    the audio folder is found where the release keeps it, labels, attacks and splits come from the protocol."""
+    from manifests.corpus import list_corpus
+    from manifests.protocols import PROTOCOLS, parse
+
+    release = tmp_path / "release"
+    proto = release / home / name
+    proto.parent.mkdir(parents=True)
+    proto.write_text(text)
+    expected = parse(text, layout, name)
+    folder = release / PROTOCOLS[layout].audio[expected[0]["split"]][0]
+    folder.mkdir(parents=True)
+    for i, r in enumerate(expected):
+        sf.write(folder / f"{r['utt_id']}.flac", speechlike(0.1, seed=i), 16000)
+    rows = import_corpus(proto)
+    assert [(r["utt_id"], r["label"], r["attack"], r["split"], r["speaker"]) for r in rows] == \
+        [(e["utt_id"], e["label"], e["attack"], e["split"], e["speaker"]) for e in expected]
+    assert all(r["status"] == "ok" and r["path"] == str(folder / f"{r['utt_id']}.flac") for r in rows)
+    assert list_corpus(proto)["utt_id"].to_pylist() == [e["utt_id"] for e in expected]
+
+
+def test_protocol_whose_audio_is_nowhere_names_the_option(tmp_path):
+    proto = tmp_path / "ASVspoof5.train.tsv"
+    proto.write_text("T_4850 T_0000000000 F - - - AC3 A05 spoof -\n")
+    with pytest.raises(UsageError, match="cannot find the audio folder of ASVspoof5.train.tsv.*--audio-dir"):
+        import_corpus(proto)

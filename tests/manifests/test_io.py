@@ -1,5 +1,6 @@
 import datetime as dt
 import os
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -7,7 +8,7 @@ import pytest
 
 import manifests
 from manifests.errors import UsageError
-from manifests.schema import SCHEMA, VERSION_KEY
+from manifests.schema import SCHEMA, SCHEMA_VERSION, VERSION_KEY
 
 
 def _row(utt, path, status="ok", when=0, **kw):
@@ -22,7 +23,7 @@ def test_round_trip_keeps_every_column_and_relative_paths(tmp_path):
     dest = tmp_path / "m" / "manifest.parquet"
     manifests.write([_row("a", str(audio), sample_rate=16000, num_samples=10, duration_s=0.5)], dest)
     raw = pq.read_table(dest)
-    assert raw.schema.metadata[VERSION_KEY] == b"1.0"
+    assert raw.schema.metadata[VERSION_KEY] == SCHEMA_VERSION.encode()
     assert raw["path"][0].as_py() == "../audio/a.flac"  # stored relative to the manifest folder
     back = manifests.read(dest)
     assert back.schema.equals(SCHEMA, check_metadata=False)
@@ -38,9 +39,10 @@ def test_folder_of_parts_dedupes_ok_over_failed_then_newest(tmp_path):
     table = manifests.read(folder)
     got = {r["utt_id"]: r["status"] for r in table.to_pylist()}
     assert got == {"a": "ok", "b": "ok", "c": "ok"}
-    manifests.compact(folder)
-    assert [os.path.basename(p) for p in manifests.part_files(folder)] == ["manifest.parquet"]
-    assert manifests.read(folder).num_rows == 3
+    merged = manifests.compact(folder)
+    assert [os.path.basename(p) for p in manifests.part_files(folder)] == [os.path.basename(merged)]
+    assert re.fullmatch(r"manifest-[0-9a-f]{12}\.parquet", os.path.basename(merged))
+    assert {r["utt_id"]: r["status"] for r in manifests.read(folder).to_pylist()} == got
 
 
 def test_validate_names_missing_and_mistyped_columns(tmp_path):

@@ -1,0 +1,121 @@
+"""Driver scale on this machine (a script that prints numbers, not a test).
+
+  .venv/bin/python benchmarks/bench_scale.py --clips 20000 --clips 100000 [--work DIR] [--model vorbis]
+
+For each N it builds a synthetic corpus of N short FLAC clips (0.25 s of speech-like audio, 1,000 per
+folder; every clip the same bytes, which no stage depends on) and times, each as its own process:
+
+  1. `manifests import` (reads and hashes every file: the one stage that must),
+  2. `reconstruct run --dry-run` on an empty --out (listing and plan only),
+  3. `reconstruct run` (--executor ray, 2 workers),
+  4. the same `reconstruct run` again: a resume with nothing to do,
+  5. `reconstruct run --dry-run` again, over the finished manifest.
+
+Each line gives wall seconds and the peak RSS of that process alone (polled every 20 ms; Ray's own
+processes are not counted). The last lines give the driver's peak growth per clip between the
+smallest and the largest N, and the run's throughput per clip relative to the smallest N.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import speechlike  # noqa: E402
+
+
+def build_corpus(root: Path, n: int, seconds: float) -> None:
+    clip = root.parent / f"clip-{seconds}.flac"
+    if not clip.exists():
+        sf.write(clip, speechlike(seconds, seed=0).astype(np.float32), 16000)
+    data = clip.read_bytes()
+    for i in range(n):
+        folder = root / f"{i // 1000:05d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"c{i:07d}.flac").write_bytes(data)
+
+
+def measure(cmd: list[str]) -> tuple[float, float, int]:
+    """(wall s, peak RSS MiB of the process itself, exit code)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HARDSPOOF_NO_BAR="1", PYTHONPATH=str(REPO))
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ps, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    err = proc.stderr.read()
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        print(f"  ! {' '.join(cmd[2:5])} exited {proc.returncode}: {err.strip().splitlines()[-1:]}", flush=True)
+    return wall, peak / 2**20, proc.returncode
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, action="append", required=True, help="corpus size; repeat for a curve")
+    ap.add_argument("--work", help="scratch folder (default: a temp folder, removed at the end)")
+    ap.add_argument("--model", default="vorbis", help="codec back-end to run (default vorbis: weight-free, fast)")
+    ap.add_argument("--seconds", type=float, default=0.25, help="clip length")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = ap.parse_args()
+
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    py = sys.executable
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; model {args.model}, {args.seconds} s clips, "
+          f"{args.workers} Ray workers", flush=True)
+    print(f"{'clips':>9} {'stage':<16} {'wall s':>9} {'peak MiB':>9} {'per clip':>12}", flush=True)
+    results = {}
+    for n in sorted(args.clips):
+        corpus, out = work / f"corpus-{n}", work / f"out-{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        if not corpus.exists():
+            t0 = time.perf_counter()
+            build_corpus(corpus, n, args.seconds)
+            print(f"{n:>9} {'(build corpus)':<16} {time.perf_counter() - t0:>9.1f}", flush=True)
+        run = [py, "-m", "reconstruct.cli", "run", "--method", "codec", "--model", args.model, "--corpus", str(corpus),
+               "--out", str(out)]
+        ray = ["--executor", "ray", "--workers", str(args.workers)]
+        stages = [("manifests import", [py, "-m", "manifests.cli", "import", "--corpus", str(corpus),
+                                        "--out", str(work / f"import-{n}.parquet")]),
+                  ("dry-run", run + ["--dry-run"]),
+                  ("run", run + ray),
+                  ("resume no-op", run + ray),
+                  ("dry-run (done)", run + ["--dry-run"])]
+        results[n] = {}
+        for name, cmd in stages:
+            wall, peak, rc = measure(cmd)
+            results[n][name] = (wall, peak)
+            per = f"{wall / n * 1e3:.3f} ms" if rc == 0 else "failed"
+            print(f"{n:>9} {name:<16} {wall:>9.1f} {peak:>9.0f} {per:>12}", flush=True)
+    if len(results) > 1:
+        lo, hi = min(results), max(results)
+        for name in ("dry-run", "run", "resume no-op"):
+            growth = (results[hi][name][1] - results[lo][name][1]) * 1024 / (hi - lo)
+            print(f"driver peak growth, {name}: {growth:.3f} KiB/clip ({lo} -> {hi} clips)")
+        ratio = (results[hi]["run"][0] / hi) / (results[lo]["run"][0] / lo)
+        print(f"run time per clip at {hi} clips / at {lo} clips: {ratio:.2f}")
+        print(f"resume no-op per million clips (from {hi}): {results[hi]['resume no-op'][0] / hi * 1e6:.0f} s")
+    if not args.work and not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Resume keyed on what made a clip, a resume that reads no audio, rolled parts, and two runs on one --out."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+import manifests
+from manifests import io as manifest_io
+from reconstruct import worker as worker_mod
+from reconstruct.cli import main
+from tests.conftest import speechlike, write_corpus
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def opus(corpus, out, *extra):
+    return invoke("run", "--method", "codec", "--model", "opus", "--corpus", corpus, "--out", out,
+                  "--executor", "local", *extra)
+
+
+def rows_of(out: Path) -> list[dict]:
+    return manifests.read(out / "manifest").to_pylist()
+
+
+def test_another_seed_stops_with_one_line_naming_it(corpus, tmp_path):
+    out = tmp_path / "out"
+    assert opus(corpus, out, "--seed", "1").exit_code == 0
+    before = rows_of(out)
+    r = opus(corpus, out, "--seed", "2")
+    assert r.exit_code == 2 and "--seed" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert rows_of(out) == before  # nothing written, nothing lost
+
+
+def test_other_parameters_stop_and_equal_parameters_are_one_variant(corpus, tmp_path):
+    out = tmp_path / "out"
+    assert opus(corpus, out, "--param", "bitrate_kbps=12").exit_code == 0
+    first = {r["utt_id"]: r for r in rows_of(out) if r["kind"] == "reconstruction"}
+    again = opus(corpus, out, "--param", "bitrate_kbps=12.0")  # the same parameters, typed once as a float
+    assert again.exit_code == 0, again.output
+    after = {r["utt_id"]: r for r in rows_of(out) if r["kind"] == "reconstruction"}
+    assert after.keys() == first.keys() and {r["model"] for r in after.values()} == {"opus"}
+    assert [after[u]["created_at"] for u in first] == [first[u]["created_at"] for u in first]  # not redone
+    other = opus(corpus, out, "--param", "bitrate_kbps=24")
+    # another value is another variant of its own, never mixed into the first
+    assert other.exit_code == 0, other.output
+    variants = {r["params"] for r in rows_of(out) if r["kind"] == "reconstruction"}
+    assert len(variants) == 2
+
+
+def test_other_weights_stop_with_one_line(tmp_path):
+    from reconstruct.fit import FitConfig, fit_mel_diffusion
+
+    corpus = write_corpus(tmp_path / "corpus", n_bonafide=2, n_spoof=0, seconds=0.3)
+    ckpts = []
+    for seed in (1, 2):
+        ckpts.append(tmp_path / f"ckpt{seed}")
+        fit_mel_diffusion(FitConfig(corpus=str(corpus), out=str(ckpts[-1]), steps=1, batch_size=2, crop_frames=16,
+                                    channels=(8, 16, 16), seed=seed), progress=False)
+    fast = ["--param", "steps=4", "--param", "strength=0.5", "--param", "gl_iters=2"]
+    out = tmp_path / "out"
+    args = ["run", "--method", "diffusion", "--model", "mel-diffusion", "--corpus", corpus, "--out", out,
+            "--executor", "local", *fast]
+    assert invoke(*args, "--checkpoint", ckpts[0]).exit_code == 0
+    r = invoke(*args, "--checkpoint", ckpts[1])
+    assert r.exit_code == 2 and "other weights" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_another_corpus_with_the_same_names_stops_instead_of_pairing_wrong_audio(tmp_path):
+    a = write_corpus(tmp_path / "a", n_bonafide=3, n_spoof=0)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    for i, f in enumerate(sorted(b.rglob("*.flac"))):
+        sf.write(f, speechlike(0.5, seed=50 + i, f0=300), 16000)  # same names, other audio
+    out = tmp_path / "out"
+    assert opus(a, out).exit_code == 0
+    before = rows_of(out)
+    r = opus(b, out)
+    assert r.exit_code == 2 and "changed" in r.output and "another --out" in r.output, r.output
+    assert rows_of(out) == before
+
+
+def test_a_resume_reads_no_audio(corpus, tmp_path, monkeypatch):
+    """A resume of a finished run reads the listing and the manifest only: audio replaced by garbage of the
+    same size and mtime goes unnoticed, and nothing is described, hashed or decoded."""
+    out = tmp_path / "out"
+    assert opus(corpus, out).exit_code == 0
+    before = rows_of(out)
+    for f in Path(corpus).rglob("*.flac"):
+        st = f.stat()
+        f.write_bytes(b"\0" * st.st_size)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def no_audio(*a, **k):
+        raise AssertionError("a resume opened audio")
+
+    monkeypatch.setattr(worker_mod, "describe", no_audio)
+    monkeypatch.setattr(worker_mod, "load_audio", no_audio)
+    monkeypatch.setattr(manifests.storage, "sha256", no_audio)
+    r = opus(corpus, out)
+    assert r.exit_code == 0, r.output
+    assert rows_of(out) == before
+
+
+def test_workers_roll_small_parts_into_parts_of_a_row_budget(tmp_path, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus", n_bonafide=12, n_spoof=0, seconds=0.2)
+    out = tmp_path / "out"
+    monkeypatch.setattr(worker_mod, "ROLL_ROWS", 6)
+    monkeypatch.setattr(worker_mod.ReconstructWorker.__init__, "__defaults__",
+                        worker_mod.ReconstructWorker.__init__.__defaults__[:-1] + (6,))
+    seen: list[list[str]] = []
+    monkeypatch.setattr(manifests, "compact", lambda folder, *a, **k: seen.append(
+        sorted(p.name for p in Path(folder).glob("*.parquet"))))
+    r = opus(corpus, out, "--batch-size", "1")
+    assert r.exit_code == 0, r.output
+    parts = seen[0]
+    sizes = [pq.read_metadata(out / "manifest" / p).num_rows for p in parts]
+    # 24 rows (12 originals + 12 reconstructions) in batches of 2 rows: 12 batches, but parts of >= 6 rows
+    assert sum(sizes) == 24 and len(parts) <= 4 and all(n >= 6 for n in sizes[:-1]), (parts, sizes)
+
+
+def _recon_rows(n: int, tag: str) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rows.append(dict(manifests.empty_row(), utt_id=f"{tag}{i}", path=f"{tag}{i}.flac", label="bonafide",
+                         kind="original", source_id=f"{tag}{i}", attack="-", status="ok"))
+    return rows
+
+
+def test_two_compactions_interleaved_lose_no_row(tmp_path, monkeypatch):
+    """The issue's interleaving, forced: run A's compaction has read the parts and not yet written when run B
+    writes its rows and compacts (deleting A's parts). Every row of both runs survives."""
+    folder = tmp_path / "manifest"
+    manifests.write_part(_recon_rows(20, "a"), folder, "part-a1")
+    manifests.write_part(_recon_rows(20, "b"), folder, "part-a2")
+    real_write = manifest_io.storage.write_atomic
+    state = {"interleaved": False}
+
+    def pause_then_write(dest, write):
+        if not state["interleaved"] and Path(str(dest)).name.startswith("manifest-"):
+            state["interleaved"] = True  # B runs in A's window: its rows land and B compacts everything
+            manifests.write_part(_recon_rows(20, "c"), folder, "part-b1")
+            manifests.compact(folder)
+        return real_write(dest, write)
+
+    monkeypatch.setattr(manifest_io.storage, "write_atomic", pause_then_write)
+    manifests.compact(folder)
+    assert state["interleaved"]
+    ids = manifests.read(folder)["utt_id"].to_pylist()
+    assert sorted(ids) == sorted(f"{t}{i}" for t in "abc" for i in range(20))
+    assert len(list(folder.glob("*.parquet"))) == 1
+
+
+def test_two_runs_on_one_out_keep_every_row_and_file(tmp_path, monkeypatch):
+    """Two `reconstruct run`s (two models) on one --out, the second running entirely inside the first's
+    compaction window: both exit 0, every clip of both has its row, and every audio file its row."""
+    corpus = write_corpus(tmp_path / "corpus", n_bonafide=6, n_spoof=0, seconds=0.3)
+    out = tmp_path / "out"
+    real_compact = manifest_io._compact_once
+    state = {"started": False, "second": None}
+
+    def compact_with_a_second_run_inside(folder, name, batch_rows):
+        real_write = manifest_io.storage.write_atomic
+
+        def window(dest, write):
+            if not state["started"]:
+                state["started"] = True
+                manifest_io.storage.write_atomic = real_write
+                state["second"] = invoke("run", "--method", "codec", "--model", "vorbis", "--corpus", corpus,
+                                         "--out", out, "--executor", "local")
+            return real_write(dest, write)
+
+        manifest_io.storage.write_atomic = window
+        try:
+            return real_compact(folder, name, batch_rows)
+        finally:
+            manifest_io.storage.write_atomic = real_write
+
+    monkeypatch.setattr(manifest_io, "_compact_once", compact_with_a_second_run_inside)
+    first = opus(corpus, out)
+    assert first.exit_code == 0, first.output
+    assert state["second"] is not None and state["second"].exit_code == 0, state["second"].output
+    rows = rows_of(out)
+    recons = [r for r in rows if r["kind"] == "reconstruction"]
+    assert sorted((r["model"], r["source_id"]) for r in recons) == \
+        sorted((m, f"bonafide/spk{i % 2}/utt{i}") for m in ("opus", "vorbis") for i in range(6))
+    written = {str(p) for p in (out / "audio").rglob("*") if p.is_file()}
+    assert written == {r["path"] for r in recons}  # no orphaned file, no row without its file
+    assert all(r["status"] == "ok" for r in rows)
