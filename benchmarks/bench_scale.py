@@ -70,6 +70,9 @@ def measure(cmd: list[str]) -> tuple[float, float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, action="append", required=True, help="corpus size; repeat for a curve")
+    ap.add_argument("--plan-only", type=int, action="append", default=[],
+                    help="also a corpus of this size with import and --dry-run only (no run): the listing and plan "
+                         "at a size whose run this machine cannot spare the time for")
     ap.add_argument("--work", help="scratch folder (default: a temp folder, removed at the end)")
     ap.add_argument("--model", default="vorbis", help="codec back-end to run (default vorbis: weight-free, fast)")
     ap.add_argument("--seconds", type=float, default=0.25, help="clip length")
@@ -83,7 +86,8 @@ def main() -> None:
           f"{args.workers} Ray workers", flush=True)
     print(f"{'clips':>9} {'stage':<16} {'wall s':>9} {'peak MiB':>9} {'per clip':>12}", flush=True)
     results = {}
-    for n in sorted(args.clips):
+    for n in sorted(set(args.clips) | set(args.plan_only)):
+        full = n in args.clips
         corpus, out = work / f"corpus-{n}", work / f"out-{n}"
         shutil.rmtree(out, ignore_errors=True)
         if not corpus.exists():
@@ -99,6 +103,7 @@ def main() -> None:
                   ("run", run + ray),
                   ("resume no-op", run + ray),
                   ("dry-run (done)", run + ["--dry-run"])]
+        stages = stages if full else stages[:2]
         results[n] = {}
         for name, cmd in stages:
             wall, peak, rc = measure(cmd)
@@ -107,7 +112,14 @@ def main() -> None:
             print(f"{n:>9} {name:<16} {wall:>9.1f} {peak:>9.0f} {per:>12}", flush=True)
     if len(results) > 1:
         lo, hi = min(results), max(results)
-        for name in ("dry-run", "run", "resume no-op"):
+        wall, peak = results[hi]["dry-run"]
+        print(f"driver peak growth, dry-run: {(peak - results[lo]['dry-run'][1]) * 1024 / (hi - lo):.3f} KiB/clip "
+              f"({lo} -> {hi} clips)")
+        full_sizes = sorted(n for n in results if "run" in results[n])
+        if len(full_sizes) < 2:
+            return
+        lo, hi = full_sizes[0], full_sizes[-1]
+        for name in ("run", "resume no-op"):
             growth = (results[hi][name][1] - results[lo][name][1]) * 1024 / (hi - lo)
             print(f"driver peak growth, {name}: {growth:.3f} KiB/clip ({lo} -> {hi} clips)")
         ratio = (results[hi]["run"][0] / hi) / (results[lo]["run"][0] / lo)

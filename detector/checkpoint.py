@@ -71,6 +71,17 @@ def load_state(model: Detector, state: dict[str, torch.Tensor], where: str) -> N
     model.load_state_dict(state, strict=False)
 
 
+def weights_sha256(ckpt: str | os.PathLike) -> str:
+    """sha256 of a detector's weights: an exported .onnx file, or the model.safetensors of a checkpoint (or of
+    a run's final/ checkpoint). What `detector score` records and `manifests mine` stores as scored_by_sha256."""
+    from manifests import storage
+
+    path = Path(ckpt)
+    if path.is_dir():
+        path = path / "final" / "model.safetensors" if (path / "final").is_dir() else path / "model.safetensors"
+    return storage.sha256(str(path))
+
+
 def load(folder: str | os.PathLike, cfg: RunConfig | None = None) -> tuple[Detector, RunConfig, dict[str, Any]]:
     """(model in eval mode, its config, meta) from a checkpoint folder (or a run folder holding final/).
 

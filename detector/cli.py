@@ -160,15 +160,24 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
               help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (a remote manifest's always are).")
 @click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
               help="Longest clip scored, in seconds, as its header declares; longer ones get an error row.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: score in shards of 256 clips on a Ray actor pool (one detector per actor), resumable.")
+@click.option("--workers", type=int, default=0, help="ray: actors (default: one per CPU, or per GPU share).")
+@click.option("--gpus-per-worker", type=float, default=0.0, show_default=True, help="ray: GPUs per actor (fractions share).")
+@click.option("--ray-address", help="ray: join a running cluster ('auto', 'ray://HOST:10001'); default a local Ray.")
 @click.option("--no-progress", is_flag=True)
-def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, no_progress) -> None:
+def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, executor, workers, gpus_per_worker,
+          ray_address, no_progress) -> None:
     """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error; with a calibrated
     checkpoint also llr and p_bonafide. CHECKPOINT may be an exported .onnx file (run by onnxruntime)."""
     from .evaluate import score as run
 
     _check_scoring_options(batch_size, max_duration)
+    if workers < 0 or gpus_per_worker < 0:
+        raise UsageError("--workers and --gpus-per-worker are >= 0")
     r = run(ckpt, inputs, out, batch_size, progress=not no_progress, allow_remote_paths=allow_remote_paths,
-            max_seconds=max_duration)
+            max_seconds=max_duration, executor=executor, workers=workers, gpus_per_worker=gpus_per_worker,
+            ray_address=ray_address)
     click.echo(f"scored {r['scored']} file(s), {r['failed']} not scored (reason in the error column) -> {r['out']}")
     if r["remote_refused"]:
         click.echo(f"{r['remote_refused']} of them have remote paths, not read without --allow-remote-paths", err=True)

@@ -1,6 +1,7 @@
 """`detector eval` and `detector score`: score clips, compute metrics, write TSV and plots."""
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 from pathlib import Path
@@ -192,15 +193,10 @@ def _inputs(path: str) -> tuple[list[tuple[str, str]], bool]:
     return [(storage.relative(f, root), f) for f in audio_files(loc)], False
 
 
-def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, batch_size: int = 16,
-          progress: bool = True, allow_remote_paths: bool = False, max_seconds: float | None = MAX_SECONDS) -> dict:
-    """Score files, folders or manifests into a TSV (id, path, score, decision, error); returns counts.
-    Remote clip paths in a local manifest are read only with `allow_remote_paths` (else an error row,
-    counted as 'remote_refused'); headers declaring more than `max_seconds` are error rows."""
-    check_out_file(out)
-    model, cfg, meta = load_detector(ckpt)
-    items, is_manifest = _inputs(os.fspath(inputs))
-    refused = _refused([p for _, p in items], os.fspath(inputs), allow_remote_paths) if is_manifest else {}
+def score_rows(model, cfg, meta: dict, items: Sequence[tuple[str, str]], batch_size: int, progress: bool,
+               max_seconds: float | None, refused: dict[int, str]) -> tuple[list[str], list[tuple], int]:
+    """(columns, rows, failed) of the scores file for (id, path) items: score, llr and p_bonafide under a
+    calibration, decision at the checkpoint threshold, error."""
     scores, errors, _ = score_paths(model, [p for _, p in items], cfg.data.crop, cfg.data.sample_rate,
                                     batch_size, progress, max_seconds=max_seconds, refused=refused)
     thr = float(meta.get("threshold", 0.0))
@@ -209,10 +205,48 @@ def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.Path
     rows = [(uid, p, None if not np.isfinite(s) else float(s), *([] if llr is None else [v[i] for v in llr]),
              "" if not np.isfinite(s) else ("bonafide" if s >= thr else "spoof"), errors.get(i, ""))
             for i, ((uid, p), s) in enumerate(zip(items, scores))]
-    scores_tsv.write(out, thr, ["id", "path", "score", *CALIBRATED_COLUMNS[:2 if cal else 0], "decision", "error"],
-                     rows, calibration_note(cal))
-    return {"scored": len(items) - len(errors), "failed": len(errors), "out": str(out), "threshold": thr,
+    return ["id", "path", "score", *CALIBRATED_COLUMNS[:2 if cal else 0], "decision", "error"], rows, len(errors)
+
+
+def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, batch_size: int = 16,
+          progress: bool = True, allow_remote_paths: bool = False, max_seconds: float | None = MAX_SECONDS,
+          executor: str = "local", workers: int = 0, gpus_per_worker: float = 0.0,
+          ray_address: str | None = None) -> dict:
+    """Score files, folders or manifests into a TSV (id, path, score, decision, error); returns counts.
+    Remote clip paths in a local manifest are read only with `allow_remote_paths` (else an error row,
+    counted as 'remote_refused'); headers declaring more than `max_seconds` are error rows. With
+    executor "ray" the clips are scored in shards by an actor pool (see `score_ray`), resumably."""
+    check_out_file(out)
+    items, is_manifest = _inputs(os.fspath(inputs))
+    refused = _refused([p for _, p in items], os.fspath(inputs), allow_remote_paths) if is_manifest else {}
+    note = f"; {scores_tsv.SHA_KEY} {checkpoint.weights_sha256(ckpt)}"
+    if executor == "ray":
+        from .score_ray import score_sharded
+
+        model, cfg, meta = None, *load_meta(ckpt)
+        columns, rows, failed = score_sharded(ckpt, items, refused, out, batch_size, max_seconds, workers,
+                                              gpus_per_worker, ray_address, progress)
+    else:
+        model, cfg, meta = load_detector(ckpt)
+        columns, rows, failed = score_rows(model, cfg, meta, items, batch_size, progress, max_seconds, refused)
+    thr = float(meta.get("threshold", 0.0))
+    scores_tsv.write(out, thr, columns, rows, calibration_note(meta.get("calibration")) + note)
+    if executor == "ray":
+        storage.remove_tree(f"{os.fspath(out)}.parts")
+    return {"scored": len(items) - failed, "failed": failed, "out": str(out), "threshold": thr,
             "remote_refused": len(refused)}
+
+
+def load_meta(ckpt: str | os.PathLike) -> tuple:
+    """(config, meta) of a checkpoint without building its model (an .onnx file: its metadata)."""
+    if is_onnx(ckpt):
+        _, cfg, meta = load_detector(ckpt)
+        return cfg, meta
+    folder = Path(ckpt)
+    folder = folder / "final" if (folder / "final" / "config.json").is_file() else folder
+    if not (folder / "meta.json").is_file():
+        raise UsageError(f"{ckpt} is not a finished checkpoint (no meta.json); give a run folder with final/")
+    return checkpoint.read_config(folder), json.loads((folder / "meta.json").read_text())
 
 
 def inspect(ckpt: str | os.PathLike) -> dict:

@@ -11,6 +11,7 @@ which resumes, so a re-run costs little. Training runs are skipped once OUT/runs
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -86,6 +87,8 @@ def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> 
     cmd += ["--limit", str(r.limit)] if r.limit is not None else []
     for k, v in r.params:
         cmd += ["--param", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
+    for k, values in r.grid:
+        cmd += ["--grid", f"{k}=" + ",".join(json.dumps(v) if not isinstance(v, str) else v for v in values)]
     cmd += ["--executor", "ray", "--ray-address", ray_address] if ray_address else ["--executor", "local"]
     click.echo(f"[recon {r.name}] {' '.join(cmd[1:])}", err=True)
     rc = subprocess.run(cmd).returncode
@@ -149,6 +152,36 @@ def is_finished(folder: Path) -> bool:
     return (folder / "final" / "model.safetensors").is_file() and (folder / "final" / "meta.json").is_file()
 
 
+def mining_rounds(task: dict, folder: Path) -> str:
+    """Round 1 and the selection of a mining variant (see experiment_config.Mining); returns the mined
+    manifest that round 2 trains on. Each step is skipped when its output exists, so a re-run resumes."""
+    from manifests.mine import mine
+
+    from .config import RunConfig
+    from .evaluate import score
+    from .train import train
+
+    m, seed = task["mine"], task["seed"]
+    mined = folder / "mined.parquet"
+    if mined.is_file():
+        return str(mined)
+    scores = None
+    if m["select"] == "hard":
+        first = folder / "round1"
+        extra = []
+        if m["round1"] == "random":
+            extra = [str(folder / "round1-random.parquet")]
+            if not Path(extra[0]).is_file():
+                mine(m["manifest"], None, m["keep"], m["per"], extra[0], random=True, seed=seed)
+        if not is_finished(first):
+            train(task["manifests"] + extra, first, RunConfig.from_dict(task["config"]), resume=True, progress=False)
+        scores = first / "candidates.tsv"
+        if not scores.is_file():
+            score(first, m["manifest"], scores, batch_size=task["batch_size"], progress=False)
+    mine(m["manifest"], scores, m["keep"], m["per"], mined, random=m["select"] == "random", seed=seed)
+    return str(mined)
+
+
 def run_one(task: dict) -> list[dict]:
     """Train one variant x seed (unless finished) and evaluate it on every eval set; returns result rows.
 
@@ -168,7 +201,8 @@ def run_one(task: dict) -> list[dict]:
     skipped = is_finished(folder)
     if not skipped:
         t0 = time.time()
-        train(task["manifests"], folder, RunConfig.from_dict(task["config"]), resume=True, progress=False)
+        extra = [mining_rounds(task, folder)] if task.get("mine") else []
+        train(task["manifests"] + extra, folder, RunConfig.from_dict(task["config"]), resume=True, progress=False)
         info_path.write_text(json.dumps({"train_seconds": time.time() - t0, "manifests": task["manifests"]}))
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     meta = json.loads((folder / "final" / "meta.json").read_text())
@@ -220,24 +254,35 @@ def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
 
 
 def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str | None = None,
-                   command: str = "") -> dict:
-    """Everything above; returns {'rows': n, 'trained': n, 'files': [...], 'seconds': s}."""
+                   command: str = "", finished_only: bool = False) -> dict:
+    """Everything above; returns {'rows': n, 'trained': n, 'files': [...], 'seconds': s}. With `finished_only`,
+    nothing is reconstructed or trained: the runs finished so far are evaluated (cached) and reported."""
     t0 = time.time()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     train_manifests = [source_manifest(t, out) for t in exp.train]
     check_folds(exp, [tuple(train_manifests)], names_only=True)  # before reconstruction runs: a misnamed attack
     evals = [(e.name, source_manifest(e, out), e.split) for e in exp.evals]
-    needed = {r for v in exp.variants for r in v.reconstructions}
-    recon = {r.name: reconstruction_manifest(r, out, ray_address) for r in exp.reconstructions if r.name in needed}
-    check_folds(exp, [tuple(train_manifests + [recon[r] for r in v.reconstructions]) for v in exp.variants])
+    needed = {r for v in exp.variants for r in v.reconstructions} | {v.mine.candidates for v in exp.variants if v.mine}
+    recon = {} if finished_only else \
+        {r.name: reconstruction_manifest(r, out, ray_address) for r in exp.reconstructions if r.name in needed}
+    if not finished_only:
+        check_folds(exp, [tuple(train_manifests + [recon[r] for r in v.reconstructions]) for v in exp.variants])
     tasks = [{"run_dir": str(run_dir(out, v, s, fold)), "out": str(out), "variant": v.name, "seed": s, "fold": xc.fold_name(fold),
               "held_out": list(fold), "batch_size": exp.eval_batch_size, "threads": exp.threads,
-              "manifests": train_manifests + [recon[r] for r in v.reconstructions],
-              "config": v.run.replace("train", seed=s).replace("data", holdout_attacks=fold).to_dict(), "evals": evals}
+              "manifests": train_manifests + [recon[r] for r in v.reconstructions if r in recon],
+              "config": v.run.replace("train", seed=s).replace("data", holdout_attacks=fold).to_dict(), "evals": evals,
+             "mine": dataclasses.asdict(v.mine) | {"manifest": recon.get(v.mine.candidates)} if v.mine else None}
              for fold in exp.folds for v in exp.variants for s in (v.seeds or exp.seeds)]
+    missing = []
+    if finished_only:
+        missing = [f"{t['variant']}{' without ' + t['fold'] if t['held_out'] else ''} seed {t['seed']}"
+                   for t in tasks if not is_finished(Path(t["run_dir"]))]
+        tasks = [t for t in tasks if is_finished(Path(t["run_dir"]))]
+        if not tasks:
+            raise UsageError(f"no finished run under {out / 'runs'} to report")
     try:
-        rows = _execute(tasks, ray_address)
+        rows = _execute(tasks, None if finished_only else ray_address)
     except UsageError as e:
         raise RunFailed(f"a training/eval run failed: {first_line(e)}") from None
     seconds = time.time() - t0
@@ -245,7 +290,7 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "command": command,
                              "wall_seconds": round(seconds, 1), "runs": len(tasks), "trained": trained}) + "\n")
-    files = write_reports(rows, exp, out)
+    files = write_reports(rows, exp, out, missing)
     return {"rows": len(rows), "trained": trained, "runs": len(tasks), "files": files, "seconds": seconds}
 
 
@@ -267,7 +312,10 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
                    "An environment variable of the same name works too; --set wins.")
 @click.option("--ray-address", help="Train variants as Ray tasks on this cluster ('auto', 'ray://HOST:10001'); "
                                     "one GPU per task when the cluster has GPUs. Default: sequential, in-process.")
-def experiment(config_file: str, out: str | None, sets: tuple[str, ...], ray_address: str | None) -> None:
+@click.option("--finished-only", is_flag=True,
+              help="Train and reconstruct nothing: report the runs finished so far (a long study's interim table).")
+def experiment(config_file: str, out: str | None, sets: tuple[str, ...], ray_address: str | None,
+               finished_only: bool) -> None:
     """Train every variant x seed of an experiment YAML, evaluate each on every eval set, write the table.
 
     Re-running skips finished runs (OUT/runs/<variant>/seed<S>/final) and cached evaluations.
@@ -275,9 +323,10 @@ def experiment(config_file: str, out: str | None, sets: tuple[str, ...], ray_add
     """
     exp = xc.load(config_file, _overrides(sets))
     command = f"detector experiment --config {config_file}" + (f" --out {out}" if out else "") + \
-        "".join(f" --set {s}" for s in sets) + (f" --ray-address {ray_address}" if ray_address else "")
+        "".join(f" --set {s}" for s in sets) + (f" --ray-address {ray_address}" if ray_address else "") + \
+        (" --finished-only" if finished_only else "")
     if not (out or exp.out):
         raise UsageError("no output folder: pass --out or set `out` in the config")
-    r = run_experiment(exp, out or exp.out, ray_address, command)
+    r = run_experiment(exp, out or exp.out, ray_address, command, finished_only)
     click.echo(f"{r['runs']} run(s), {r['trained']} trained now, {r['rows']} result row(s) in {r['seconds']:.0f} s")
     click.echo("wrote " + ", ".join(r["files"]))

@@ -41,6 +41,7 @@ class Recon:
     method: str | None = None             # paradigm: codec | vocoder | diffusion
     model: str | None = None              # back-end name (`reconstruct list`)
     params: tuple[tuple[str, Any], ...] = ()  # back-end parameters (`--param k=v`)
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # parameter grid (`--grid k=v1,v2`): a variant per point
     checkpoint: str | None = None         # weights for the model (`--checkpoint`)
     out: str | None = None                # output folder [OUT/recon/<name>]
     seed: int = 0                         # reconstruct run seed
@@ -52,12 +53,26 @@ class Recon:
 
 
 @dataclass(frozen=True)
+class Mining:
+    """Mining rounds: round 1 trains on the training data (plus, with round1 "random", a random selection of
+    the candidates), scores every candidate, `manifests mine` keeps a share; round 2 (the variant's run)
+    trains on the training data plus the kept ones. select "random" is the control: the same count drawn
+    at random (no round 1)."""
+    candidates: str                       # a name from `reconstructions` (e.g. a `grid` run)
+    keep: float = 0.3                     # share of each group kept
+    per: str = "source"                   # group: source | model
+    select: str = "hard"                  # hard | random
+    round1: str = "none"                  # none | random: what round 1 trains on besides the training data
+
+
+@dataclass(frozen=True)
 class Variant:
     """One detector: `detector train` options plus the reconstruction runs added to the training data."""
     name: str
     reconstructions: tuple[str, ...]      # names from `reconstructions`
     run: RunConfig                        # defaults < the variant's data/model/train sections (seed set per run)
     seeds: tuple[int, ...] | None = None  # this variant's seeds, when not the study's (e.g. fewer for a slow one)
+    mine: Mining | None = None            # mining rounds (see Mining)
 
     @property
     def slug(self) -> str:
@@ -157,7 +172,8 @@ def _source(name: str, d: Any, ctx: Vars, where: str) -> Source:
                   _path(d.get("audio_dir"), ctx, where + ".audio_dir"), d.get("split"))
 
 
-RECON_KEYS = {"manifest", "corpus", "audio_dir", "select", "method", "model", "params", "checkpoint", "out", "seed", "limit"}
+RECON_KEYS = {"manifest", "corpus", "audio_dir", "select", "method", "model", "params", "grid", "checkpoint", "out", "seed",
+              "limit"}
 
 
 def _recon(name: str, d: Any, ctx: Vars, where: str) -> Recon:
@@ -168,13 +184,18 @@ def _recon(name: str, d: Any, ctx: Vars, where: str) -> Recon:
         raise UsageError(f"{where}: a run to do needs 'model' (see `reconstruct list`) or 'method'")
     select = _keys(d.get("select") or {}, where + ".select", {"split", "label", "attack", "speaker", "language"})
     params = _keys(d.get("params") or {}, where + ".params", set(map(str, d.get("params") or {})))
+    grid = _keys(d.get("grid") or {}, where + ".grid", set(map(str, d.get("grid") or {})))
+    for k, values in grid.items():
+        if not isinstance(values, list) or not values or any(isinstance(v, (list, dict)) for v in values):
+            raise UsageError(f"{where}.grid.{k}: expected a list of values, got {values!r}")
     for key, lo, hi in (("seed", 0, SEED_MAX), ("limit", 1, 10**12)):
         if d.get(key) is not None and not _is_int(d[key], lo, hi):
             raise UsageError(f"{where}.{key}: expected an integer in [{lo}, {hi}], got {d[key]!r}")
     return Recon(name, _path(d.get("manifest"), ctx, where + ".manifest"), _path(d.get("corpus"), ctx, where + ".corpus"),
                  _path(d.get("audio_dir"), ctx, where + ".audio_dir"),
                  tuple((k, tuple(map(str, v if isinstance(v, list) else [v]))) for k, v in select.items()),
-                 d.get("method"), d.get("model"), tuple(params.items()), _path(d.get("checkpoint"), ctx, where + ".checkpoint"),
+                 d.get("method"), d.get("model"), tuple(params.items()),
+                 tuple((k, tuple(v)) for k, v in grid.items()), _path(d.get("checkpoint"), ctx, where + ".checkpoint"),
                  _path(d.get("out"), ctx, where + ".out"), d.get("seed") or 0, d.get("limit"))
 
 
@@ -190,7 +211,7 @@ def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
 
 
 def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) -> Variant:
-    d = _keys(d if d is not None else {}, where, {"reconstructions", "seeds", *SECTIONS})
+    d = _keys(d if d is not None else {}, where, {"reconstructions", "seeds", "mine", *SECTIONS})
     used = d.get("reconstructions") or []
     if not isinstance(used, list):
         raise UsageError(f"{where}.reconstructions: expected a list of names, got {used!r}")
@@ -201,7 +222,21 @@ def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) ->
         run = RunConfig.from_dict(_merge(defaults, d))
     except (UsageError, TypeError) as e:
         raise UsageError(f"{where}: {first_line(e)}") from None
-    return Variant(name, tuple(used), run, _seeds(d["seeds"], f"{where}.seeds") if "seeds" in d else None)
+    return Variant(name, tuple(used), run, _seeds(d["seeds"], f"{where}.seeds") if "seeds" in d else None,
+                   _mining(d["mine"], recons, f"{where}.mine") if d.get("mine") is not None else None)
+
+
+def _mining(d: Any, recons: set[str], where: str) -> Mining:
+    d = _keys(d, where, {"candidates", "keep", "per", "select", "round1"}, {"candidates"})
+    if d["candidates"] not in recons:
+        raise UsageError(f"{where}.candidates: unknown run {d['candidates']!r}; defined: {', '.join(sorted(recons)) or 'none'}")
+    keep = d.get("keep", 0.3)
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
+        raise UsageError(f"{where}.keep: expected a share in (0, 1], got {keep!r}")
+    for key, allowed in (("per", ("source", "model")), ("select", ("hard", "random")), ("round1", ("none", "random"))):
+        if key in d and d[key] not in allowed:
+            raise UsageError(f"{where}.{key}: {d[key]!r} is not one of {', '.join(allowed)}")
+    return Mining(d["candidates"], float(keep), d.get("per", "source"), d.get("select", "hard"), d.get("round1", "none"))
 
 
 def _is_int(value: Any, lo: int, hi: int) -> bool:

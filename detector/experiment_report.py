@@ -135,8 +135,9 @@ def _invocations(out: Path) -> list[str]:
             f"{d['trained']} of {d['runs']} runs trained" for d in map(json.loads, lines)]
 
 
-def write_reports(rows: list[dict], exp: "Experiment", out: Path) -> list[str]:
-    """OUT/results.parquet, OUT/results.md, OUT/results.png; returns their paths."""
+def write_reports(rows: list[dict], exp: "Experiment", out: Path, missing: Sequence[str] = ()) -> list[str]:
+    """OUT/results.parquet, OUT/results.md, OUT/results.png; returns their paths. `missing` names the runs
+    left out (not finished when the report was written: `--finished-only`)."""
     import pandas as pd
 
     from .experiment_config import fold_name
@@ -167,6 +168,7 @@ def write_reports(rows: list[dict], exp: "Experiment", out: Path) -> list[str]:
           *["  " + line for line in _invocations(out)],
           f"- training time per run (when first trained): mean {train_s.mean():.0f} s, total {train_s.sum():.0f} s"
           if len(train_s) else "",
+          f"- **not finished, left out of every cell above ({len(missing)}):** " + "; ".join(missing) if missing else "",
           "- eval clips: " + ", ".join(f"{e} {int(df[df.eval_set == e].n_clips.iloc[0])}" for e in evals),
           "- variants: " + "; ".join(f"{v.name} = {v.run.model.frontend}/{v.run.model.aggregation}/{v.run.train.loss}"
                                      f" + [{', '.join(v.reconstructions) or 'no reconstructions'}]"

@@ -20,6 +20,16 @@ HEADER = ("# hardspoof scores: score = bona fide logit: higher score = more like
           "threshold {thr:.6g}; only this first line is a comment; fields holding a tab, line break, quote or # "
           "are double-quoted")
 _SPECIAL = ("\t", "\n", "\r", '"', "#")
+SHA_KEY = "checkpoint sha256"  # `detector score` names the weights that scored in the header comment
+
+
+def checkpoint_sha256(loc: str | os.PathLike) -> str | None:
+    """The scoring weights' sha256 a scores file's header comment names, or None."""
+    import re
+
+    first = storage.read_bytes(loc)[:4096].decode("utf-8", errors="replace").split("\n", 1)[0]
+    m = re.search(SHA_KEY + r" ([0-9a-f]{64})", first)
+    return m.group(1) if m else None
 
 
 def _field(v: object) -> str:

@@ -88,5 +88,28 @@ def stats(manifest: str) -> None:
         click.echo(f"{key[0]:<6} {key[1]:<9} {key[2]:<15} {key[3]:<22} {key[4]:<7} {counts[key]:>6} {hours[key]:>7.3f}")
 
 
+@main.command()
+@click.option("--manifest", required=True, help="Candidates: a manifest with reconstructions (e.g. a `--grid` run).")
+@click.option("--scores", help="`detector score --input MANIFEST` of those candidates (joined by utt_id); "
+              "optional with --random (hardness is then recorded only if given).")
+@click.option("--keep", type=float, required=True, help="Share of each group's reconstructions to keep, in (0, 1].")
+@click.option("--per", type=click.Choice(["source", "model"]), default="source", show_default=True,
+              help="Group: each original's reconstructions, or each model variant's.")
+@click.option("--out", required=True, help="Mined manifest to write (.parquet): every other row, the kept reconstructions.")
+@click.option("--random", "random_", is_flag=True, help="The control: as many per group, drawn at random (--seed).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random.")
+def mine(manifest: str, scores: str | None, keep: float, per: str, out: str, random_: bool, seed: int) -> None:
+    """Keep the hardest reconstructions: those a detector scores most bona fide (hardness = its bona fide logit),
+    or as many at random (--random). Scores that do not join the manifest are exit 2."""
+    from .mine import mine as run
+
+    r = run(manifest, scores, keep, per, out, random=random_, seed=seed)
+    how = f"random (seed {seed})" if random_ else "hardest"
+    click.echo(f"kept {r['kept']} of {r['candidates']} reconstructions ({how}, {keep:g} per {per}, {r['groups']} groups"
+               + (f"; {r['unscored']} unscored left out" if r["unscored"] else "")
+               + (f"); mean hardness kept {r['mean_hardness_kept']:.3f} vs all {r['mean_hardness_all']:.3f}"
+                  if scores else ")") + f" -> {r['out']}")
+
+
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"  # 1.1: file_size, file_mtime_ns (optional)
+SCHEMA_VERSION = "1.1"  # 1.1: file_size, file_mtime_ns, hardness, scored_by_sha256 (all optional)
 VERSION_KEY = b"hardspoof.schema_version"
 
 LABELS = ("bonafide", "spoof")
@@ -47,6 +47,9 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("file_size", pa.int64(), True, "bytes of the file at `path` when the row was written (1.1)"),
     ("file_mtime_ns", pa.int64(), True, "its modification time, ns since the epoch; with file_size, what lets "
                                         "a resume reuse the row while the file is unchanged (1.1)"),
+    ("hardness", pa.float32(), True, "bona fide score (logit) a detector gave a mined reconstruction: higher = "
+                                     "harder (1.1, `manifests mine`)"),
+    ("scored_by_sha256", pa.string(), True, "sha256 of the detector weights that gave `hardness` (1.1)"),
 )
 
 COLUMN_NAMES = tuple(c[0] for c in COLUMNS)

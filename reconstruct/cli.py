@@ -19,10 +19,24 @@ def main() -> None:
     """Reconstruct speech with codec, vocoder and diffusion back-ends into hard spoof samples."""
 
 
+def _grid(pairs: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
+    """`--grid key=v1,v2` -> ((key, (v1, v2)), ...), values parsed as --param values are."""
+    out = []
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        values = [v for v in raw.split(",") if v.strip()]
+        if not sep or not key.strip() or not values:
+            raise UsageError(f"--grid {pair!r} is not key=v1,v2,...")
+        out.append((key.strip(), tuple(parse_kv((f"x={v.strip()}",), "--grid")["x"] for v in values)))
+    return tuple(out)
+
+
 @main.command()
 @click.option("--method", "methods", default="", help="Paradigm(s), comma-separated: codec,vocoder,diffusion.")
 @click.option("--model", "models", multiple=True, help="Back-end name (repeatable); see `reconstruct list`.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Back-end parameter (repeatable).")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="Parameter grid (repeatable): one model variant per combination, e.g. --grid strength=0.1,0.2,0.4.")
 @click.option("--checkpoint", type=click.Path(), help="Weights folder/file for the one selected model.")
 @click.option("--corpus", required=True, help="'demo', a folder of audio, a CSV/TSV/Parquet (path,label), or an ASVspoof "
               "protocol; local, or an s3:// / gs:// URI.")
@@ -44,14 +58,15 @@ def main() -> None:
 @click.option("--max-duration", "max_duration_s", type=float, default=4 * 3600.0, show_default=True,
               help="Longest clip read, in seconds, as its header declares; longer ones are failed rows.")
 @click.option("--spectrograms", type=int, default=0, help="Also write OUT/spectrograms.png for N clips (original vs each model).")
-def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], spectrograms: int, **options) -> None:
+def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tuple[str, ...], spectrograms: int,
+        **options) -> None:
     """Reconstruct every corpus clip with every selected model; re-running resumes."""
     from .run import run as run_job
 
     if spectrograms < 0:
         raise UsageError(f"--spectrograms is a number of clips >= 0, got {spectrograms}")
     cfg = RunConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), models=models,
-                    params=tuple(parse_kv(params).items()), **options)
+                    params=tuple(parse_kv(params).items()), grid=_grid(grid), **options)
     summary = run_job(cfg, echo=lambda s: click.echo(s, err=True))
     if summary.dry_run:
         click.echo(summary.table())

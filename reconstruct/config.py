@@ -12,6 +12,7 @@ class RunConfig:
     methods: tuple[str, ...] = ()                # paradigms: codec, vocoder, diffusion
     models: tuple[str, ...] = ()                 # back-end names; a method without one gets its default
     params: tuple[tuple[str, Any], ...] = ()     # back-end parameters, applied to every model that has them
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # parameter -> values: one variant per combination
     checkpoint: str | None = None                # weights folder/file for the (single) model
     audio_dir: str | None = None                 # audio folder of an ASVspoof protocol corpus
     executor: str = "ray"                        # ray | local (in-process, same output)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 from pathlib import Path
@@ -104,8 +105,11 @@ def default_model(method: str) -> tuple[str, str]:
 
 
 def resolve_models(methods: tuple[str, ...], models: tuple[str, ...], params: dict,
-                   checkpoint: str | None) -> tuple[list[ModelSpec], list[str]]:
-    """Model specs for the requested paradigms/models, plus notices about defaults chosen."""
+                   checkpoint: str | None, grid: dict | None = None) -> tuple[list[ModelSpec], list[str]]:
+    """Model specs for the requested paradigms/models, plus notices about defaults chosen. `grid` maps a
+    parameter to values: each model gets one variant per combination of the grid parameters it has
+    (variants with equal canonical parameters are one)."""
+    grid = grid or {}
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise UsageError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
@@ -126,13 +130,21 @@ def resolve_models(methods: tuple[str, ...], models: tuple[str, ...], params: di
     if checkpoint and len(names) != 1:
         raise UsageError(f"--checkpoint applies to one model, but {len(names)} are selected: {', '.join(names)}")
     fields = {n: {f.name for f in dataclasses.fields(get(n).Params)} for n in names}
-    unused = [k for k in params if not any(k in f for f in fields.values())]
+    unused = [k for k in [*params, *grid] if not any(k in f for f in fields.values())]
     if unused:
         raise UsageError(f"no selected model has parameter {unused[0]!r} (models: {', '.join(names)})")
+    both = [k for k in grid if k in params]
+    if both:
+        raise UsageError(f"{both[0]!r} is given both as --param and as --grid; keep one")
     specs = []
     for n in names:
-        full, differ = canonical(n, {k: v for k, v in params.items() if k in fields[n]})
-        specs.append(ModelSpec(n, get(n).method, full, checkpoint, differ))
+        keys = [k for k in grid if k in fields[n]]
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            given = {**{k: v for k, v in params.items() if k in fields[n]}, **dict(zip(keys, combo))}
+            full, differ = canonical(n, given)
+            spec = ModelSpec(n, get(n).method, full, checkpoint, differ)
+            if all(s.variant != spec.variant for s in specs):
+                specs.append(spec)
     return specs, notices
 
 

@@ -191,7 +191,7 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     check_options(cfg)
     out = storage.normalize(cfg.out)
     manifest_dir = storage.join(out, "manifest")
-    specs, notices = resolve_models(cfg.methods, cfg.models, dict(cfg.params), cfg.checkpoint)
+    specs, notices = resolve_models(cfg.methods, cfg.models, dict(cfg.params), cfg.checkpoint, dict(cfg.grid))
     for n in notices:
         echo(n)
     table = list_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root, exclude=(out,))

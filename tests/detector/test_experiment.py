@@ -211,3 +211,36 @@ def test_variables_default_env_and_set(tmp_path: Path, manifest: Path, monkeypat
     monkeypatch.delenv("UNDECLARED", raising=False)
     with pytest.raises(UsageError, match=r"unknown variable \$\{UNDECLARED\}"):
         load(cfg_dir / "exp.yaml")
+
+
+def test_mining_rounds_keep_the_hardest_and_random_keeps_as_many(tmp_path: Path, manifest: Path):
+    """A `grid` candidates run, a variant that mines the hardest of each source's candidates with its round-1
+    detector, and the random control of the same count; then a partial report with --finished-only."""
+    config = _config(tmp_path, manifest)
+    d = yaml.safe_load(config.read_text())
+    d["reconstructions"] = {"grid": {"corpus": str(manifest.parent / "corpus"),
+                                     "select": {"split": "train", "label": "bonafide"}, "model": "opus",
+                                     "grid": {"bitrate_kbps": [6, 12, 24]}}}
+    d["variants"] = {"mined": {"mine": {"candidates": "grid", "keep": 0.3}},
+                     "random": {"mine": {"candidates": "grid", "keep": 0.3, "select": "random"}}}
+    d["eval"] = {"all": {"manifest": str(manifest)}}
+    config.write_text(yaml.safe_dump(d, sort_keys=False))
+    out = tmp_path / "out"
+    r = _run("--config", config, "--out", out)
+    assert r.exit_code == 0, r.output
+    cands = manifests.read(out / "manifests" / "recon-grid.parquet").to_pylist()
+    assert len(cands) == 2 * 3  # 2 bona fide train clips x 3 grid points
+    mined_dir, random_dir = out / "runs" / "mined" / "seed1", out / "runs" / "random" / "seed1"
+    from detector import scores_tsv
+
+    scores = {row["id"]: float(row["score"]) for row in scores_tsv.read(mined_dir / "round1" / "candidates.tsv")}
+    assert set(scores) == {c["utt_id"] for c in cands}
+    mined = manifests.read(mined_dir / "mined.parquet").to_pylist()
+    for src in {c["source_id"] for c in cands}:  # the hardest of each source's 3 candidates, by round 1's scores
+        best = max((c["utt_id"] for c in cands if c["source_id"] == src), key=scores.get)
+        assert [m["utt_id"] for m in mined if m["source_id"] == src] == [best]
+    assert all(m["scored_by_sha256"] for m in mined)
+    rand = manifests.read(random_dir / "mined.parquet").to_pylist()
+    assert len(rand) == len(mined) and not (random_dir / "round1").exists() and all(m["hardness"] is None for m in rand)
+    meta = (mined_dir / "final" / "meta.json").read_text()
+    assert "mined.parquet" in meta  # round 2 trained on the mined selection

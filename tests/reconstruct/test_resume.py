@@ -193,3 +193,31 @@ def test_two_runs_on_one_out_keep_every_row_and_file(tmp_path, monkeypatch):
     written = {str(p) for p in (out / "audio").rglob("*") if p.is_file()}
     assert written == {r["path"] for r in recons}  # no orphaned file, no row without its file
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_a_grid_makes_one_variant_per_point_in_one_manifest(corpus, tmp_path):
+    out = tmp_path / "out"
+    r = opus(corpus, out, "--grid", "bitrate_kbps=6,12,24.0")
+    assert r.exit_code == 0, r.output
+    recons = [r for r in rows_of(out) if r["kind"] == "reconstruction"]
+    by_variant = {}
+    for row in recons:
+        by_variant.setdefault(row["utt_id"].split("__", 1)[1], set()).add(row["source_id"])
+    assert len(by_variant) == 3 and all(len(s) == 6 for s in by_variant.values()), by_variant
+    import json
+    assert sorted({json.loads(r["params"])["bitrate_kbps"] for r in recons}) == [6, 12, 24]
+    # the same grid again resumes: nothing is redone
+    again = opus(corpus, out, "--grid", "bitrate_kbps=6,12,24")
+    assert again.exit_code == 0, again.output
+    assert sorted(r["created_at"] for r in rows_of(out) if r["kind"] == "reconstruction") == \
+        sorted(r["created_at"] for r in recons)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--grid", "bitrate_kbps"], "is not key=v1,v2"),
+    (["--grid", "nonsense=1,2"], "no selected model has parameter 'nonsense'"),
+    (["--grid", "bitrate_kbps=6,12", "--param", "bitrate_kbps=6"], "both as --param and as --grid"),
+])
+def test_bad_grids_are_one_line_exit_2(corpus, tmp_path, args, needle):
+    r = opus(corpus, tmp_path / "out", *args)
+    assert r.exit_code == 2 and needle in r.output and len(r.output.strip().splitlines()) == 1, r.output
