@@ -207,7 +207,9 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
         if not storage.is_uri(out):
             tempfiles.sweep(out)  # temp files a killed run left (object stores never hold partial objects)
     try:
-        plan = build_plan(cfg, specs, table, root, out, done, tallies, plan_dir, max(cfg.batch_size * 16, 256))
+        # plan files of up to 16 batches, but at least ~64 of them, so that every actor gets work on a small corpus
+        block = max(cfg.batch_size, min(cfg.batch_size * 16, -(-table.num_rows // 64)))
+        plan = build_plan(cfg, specs, table, root, out, done, tallies, plan_dir, block)
         del table, done
         summary = RunSummary(out, plan.originals, plan.failed_originals, tallies, dry_run=cfg.dry_run)
         if cfg.dry_run:

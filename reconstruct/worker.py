@@ -20,7 +20,7 @@ import pyarrow as pa
 
 import manifests
 from manifests import listing, storage
-from manifests.audio import AudioError, describe, header_problem, load_audio, save_audio
+from manifests.audio import describe, header_problem, load_audio, save_audio
 from manifests.audiostream import is_long
 from manifests.errors import first_line
 
@@ -93,10 +93,10 @@ class ReconstructWorker:
         row["created_at"] = dt.datetime.now(dt.timezone.utc)
         return row
 
-    def _one(self, task: dict) -> dict | None:
-        """The reconstruction's row, or None when the source itself cannot be read: then the source's own
-        row (written by the task that describes it) says why, and the clip is not counted as a failed
-        reconstruction."""
+    def _one(self, task: dict) -> dict:
+        """The reconstruction's row: ok, or failed and why (also when the source's header was fine but its
+        samples cannot be used, e.g. NaN in a float WAV). A source whose header cannot be read gets no
+        task here: its own row says why."""
         row = manifests.empty_row()
         row.update(utt_id=task["utt_id"], path=task["out_path"], label="spoof", kind="reconstruction",
                    source_id=task["source_id"], method=self.backend.method, model=self.backend.name,
@@ -109,10 +109,7 @@ class ReconstructWorker:
             if is_long(task["src_path"]):  # streamed: memory stays bounded whatever the length
                 hardness = reconstruct_long(self.backend, task["src_path"], task["out_path"], task["seed"])
             else:
-                try:
-                    wav, sr = load_audio(task["src_path"], max_seconds=self.max_seconds)
-                except AudioError:
-                    return None
+                wav, sr = load_audio(task["src_path"], max_seconds=self.max_seconds)
                 out = self.backend.reconstruct(wav, sr, seed=task["seed"])
                 save_audio(task["out_path"], out, sr)
                 snr, lsd = snr_lsd_db(wav, out, sr)
@@ -139,8 +136,8 @@ class ReconstructWorker:
                 original = dict(self._original(task), _elapsed_s=0.0)
                 source_ok = original["status"] == "ok"
                 rows.append(original)
-            if task["reconstruct"] and source_ok and (row := self._one(task)) is not None:
-                rows.append(row)
+            if task["reconstruct"] and source_ok:
+                rows.append(self._one(task))
         elapsed = [r.pop("_elapsed_s") for r in rows]
         self._write(rows)
         table = manifests.to_table(rows)

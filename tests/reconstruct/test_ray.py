@@ -84,7 +84,7 @@ def _worker_pids() -> list[int]:
     import psutil
 
     return [p.pid for p in psutil.process_iter(["cmdline"])
-            if any("ReconstructWorker" in part for part in (p.info["cmdline"] or [])[:1])]
+            if any("PlanFileWorker" in part for part in (p.info["cmdline"] or [])[:1])]
 
 
 def test_a_killed_worker_is_restarted_and_the_run_completes(ray_session, corpus, tmp_path):
