@@ -69,7 +69,7 @@ def measure(cmd: list[str]) -> tuple[float, float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, action="append", required=True, help="corpus size; repeat for a curve")
+    ap.add_argument("--clips", type=int, action="append", default=[], help="corpus size; repeat for a curve")
     ap.add_argument("--plan-only", type=int, action="append", default=[],
                     help="also a corpus of this size with import and --dry-run only (no run): the listing and plan "
                          "at a size whose run this machine cannot spare the time for")
@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = ap.parse_args()
+    if not args.clips and not args.plan_only:
+        ap.error("give --clips and/or --plan-only")
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     py = sys.executable

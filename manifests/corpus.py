@@ -24,16 +24,13 @@ import pyarrow.parquet as pq
 from . import listing, protocols, storage
 from .audio import AUDIO_SUFFIXES, AudioError, describe, header_problem
 from .errors import UsageError, first_line
-from .schema import SPLITS, empty_row
+from .schema import LABEL_SPELLINGS, SPLIT_SPELLINGS, SPLITS, empty_row
 
 DEMO = Path(__file__).parent / "demo"
 log = logging.getLogger("hardspoof.corpus")
 
-_LABELS = {
-    "bonafide": "bonafide", "bona-fide": "bonafide", "bona_fide": "bonafide", "genuine": "bonafide",
-    "real": "bonafide", "human": "bonafide", "spoof": "spoof", "fake": "spoof", "deepfake": "spoof",
-}
-_SPLIT_ALIASES = {"trn": "train", "train": "train", "dev": "dev", "trl": "eval", "eval": "eval", "test": "eval"}
+_LABELS = LABEL_SPELLINGS
+_SPLIT_ALIASES = SPLIT_SPELLINGS
 
 
 def _label(value: str, where: str) -> str:

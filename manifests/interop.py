@@ -30,14 +30,9 @@ import pyarrow.parquet as pq
 from . import storage
 from .audio import AUDIO_SUFFIXES, AudioError, describe, header_problem
 from .errors import UsageError, first_line
-from .schema import SPLITS, empty_row
+from .schema import LABEL_SPELLINGS, SPLIT_SPELLINGS, SPLITS, empty_row
 
-# the corpus importers' label and split spellings (corpus.py), plus datasets' split names
-LABELS = {"bonafide": "bonafide", "bona-fide": "bonafide", "bona_fide": "bonafide", "bona fide": "bonafide",
-          "genuine": "bonafide", "real": "bonafide", "human": "bonafide",
-          "spoof": "spoof", "fake": "spoof", "deepfake": "spoof", "spoofed": "spoof"}
-SPLIT_NAMES = {"train": "train", "training": "train", "trn": "train", "dev": "dev", "validation": "dev",
-               "valid": "dev", "val": "dev", "eval": "eval", "evaluation": "eval", "test": "eval", "testing": "eval"}
+LABELS, SPLIT_NAMES = LABEL_SPELLINGS, SPLIT_SPELLINGS  # the importers' one map (schema.py)
 _SPLIT_IN_NAME = re.compile(r"(?:^|[-._/ 0-9])(" + "|".join(sorted(SPLIT_NAMES, key=len, reverse=True))
                             + r")(?=[-._/ 0-9]|$)", re.I)
 _SAFE = re.compile(r"^[^\x00-\x1f\\]+$")

@@ -27,13 +27,12 @@ import re
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .schema import LABEL_SPELLINGS, SPLIT_SPELLINGS
 
-# The label spellings corpus.import_asvspoof accepts (so a 2019 protocol parses as it always has).
-_LABELS = {"bonafide": "bonafide", "bona-fide": "bonafide", "bona_fide": "bonafide", "genuine": "bonafide",
-           "real": "bonafide", "human": "bonafide", "spoof": "spoof", "fake": "spoof", "deepfake": "spoof"}
+_LABELS = LABEL_SPELLINGS
 _LABEL = "|".join(map(re.escape, _LABELS))
 _SPLIT_IN_NAME = re.compile(r"\.(trn|trl|dev|eval|train)\b")  # the regex import_asvspoof reads 2019 names with
-_SPLIT_WORDS = {"trn": "train", "train": "train", "dev": "dev", "trl": "eval", "eval": "eval"}
+_SPLIT_WORDS = SPLIT_SPELLINGS
 _SPLIT_IN_ID = re.compile(r"(?:LA_)?([TDE])_\d")  # LA_T_1138215 (2019), T_0000000000 (ASVspoof 5)
 _CORE = ("utt_id", "speaker", "attack", "label")
 SPLITS = ("train", "dev", "eval")

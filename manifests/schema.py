@@ -17,6 +17,15 @@ STATUSES = ("ok", "failed")
 SPLITS = ("train", "dev", "eval")
 METHODS = ("codec", "vocoder", "diffusion")
 
+# How corpora spell labels and splits (tables, ASVspoof protocols, datasets folders, CutSets; compared in
+# lower case) -> the manifest's values. One map for every importer.
+LABEL_SPELLINGS = {"bonafide": "bonafide", "bona-fide": "bonafide", "bona_fide": "bonafide", "bona fide": "bonafide",
+                   "genuine": "bonafide", "real": "bonafide", "human": "bonafide",
+                   "spoof": "spoof", "fake": "spoof", "deepfake": "spoof", "spoofed": "spoof"}
+SPLIT_SPELLINGS = {"train": "train", "training": "train", "trn": "train", "dev": "dev", "validation": "dev",
+                   "valid": "dev", "val": "dev", "eval": "eval", "evaluation": "eval", "trl": "eval", "test": "eval",
+                   "testing": "eval"}
+
 # (name, type, nullable, meaning): the table in DESIGN.md, as code.
 COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("utt_id", pa.string(), False, "clip id, unique in a manifest"),
