@@ -79,6 +79,8 @@ def weights_sha256(ckpt: str | os.PathLike) -> str:
     path = Path(ckpt)
     if path.is_dir():
         path = path / "final" / "model.safetensors" if (path / "final").is_dir() else path / "model.safetensors"
+    if not path.is_file():
+        raise UsageError(f"{ckpt}: no detector weights at {path} (a finished run, a checkpoint folder or an .onnx file)")
     return storage.sha256(str(path))
 
 

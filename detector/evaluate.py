@@ -217,19 +217,20 @@ def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.Path
     counted as 'remote_refused'); headers declaring more than `max_seconds` are error rows. With
     executor "ray" the clips are scored in shards by an actor pool (see `score_ray`), resumably."""
     check_out_file(out)
+    # the checkpoint first (a bad one is the error a user sees first), then the inputs
+    model, cfg, meta = (None, *load_meta(ckpt)) if executor == "ray" else load_detector(ckpt)
+    sha = checkpoint.weights_sha256(ckpt)  # named in the scores file's header (and in the ray shards' names)
     items, is_manifest = _inputs(os.fspath(inputs))
     refused = _refused([p for _, p in items], os.fspath(inputs), allow_remote_paths) if is_manifest else {}
-    note = f"; {scores_tsv.SHA_KEY} {checkpoint.weights_sha256(ckpt)}"
     if executor == "ray":
         from .score_ray import score_sharded
 
-        model, cfg, meta = None, *load_meta(ckpt)
         columns, rows, failed = score_sharded(ckpt, items, refused, out, batch_size, max_seconds, workers,
                                               gpus_per_worker, ray_address, progress)
     else:
-        model, cfg, meta = load_detector(ckpt)
         columns, rows, failed = score_rows(model, cfg, meta, items, batch_size, progress, max_seconds, refused)
     thr = float(meta.get("threshold", 0.0))
+    note = f"; {scores_tsv.SHA_KEY} {sha}"
     scores_tsv.write(out, thr, columns, rows, calibration_note(meta.get("calibration")) + note)
     if executor == "ray":
         storage.remove_tree(f"{os.fspath(out)}.parts")

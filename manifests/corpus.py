@@ -27,6 +27,7 @@ from .errors import UsageError, first_line
 from .schema import LABEL_SPELLINGS, SPLIT_SPELLINGS, SPLITS, empty_row
 
 DEMO = Path(__file__).parent / "demo"
+DESCRIBE_CHUNK = 4096
 log = logging.getLogger("hardspoof.corpus")
 
 _LABELS = LABEL_SPELLINGS
@@ -351,15 +352,16 @@ def list_corpus(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None =
 def import_chunks(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None = None,
                   allow_outside_root: bool = False, exclude: tuple[str | os.PathLike, ...] = (),
                   max_seconds: float | None = None) -> Iterator[list[dict]]:
-    """Rows of originals for a corpus (see `list_corpus`), `listing.CHUNK` at a time, each file opened once
-    for its header and sha256. A clip whose header declares more than `max_seconds` seconds is a failed row."""
+    """Rows of originals for a corpus (see `list_corpus`), DESCRIBE_CHUNK at a time (a row is a dict of ~30
+    columns: a few KiB), each file opened once for its header and sha256. A clip whose header declares more
+    than `max_seconds` seconds is a failed row."""
     if str(corpus) != "demo":
         path = storage.normalize(corpus)
         if _is_interop(path, storage.kind(path)):
             yield _interop_rows(path, audio_dir, max_seconds=max_seconds)
             return
     table = list_corpus(corpus, audio_dir, allow_outside_root, exclude)
-    for batch in table.to_batches(max_chunksize=listing.CHUNK):
+    for batch in table.to_batches(max_chunksize=DESCRIBE_CHUNK):
         yield [describe_row(e, max_seconds) for e in batch.to_pylist()]
 
 
