@@ -35,7 +35,8 @@ def summary(df: "pd.DataFrame", variants: Sequence[str], columns: Sequence[str],
         d = df[(df.variant == v) & df[metric].notna()]
         cols = {c: d[d[by] == c].sort_values("seed")[metric].tolist() for c in columns}
         per_seed = d.pivot_table(index="seed", columns=by, values=metric)
-        cols[AVG] = per_seed[list(columns)].mean(axis=1).tolist() if set(columns) <= set(per_seed.columns) else []
+        # a seed counts in the average only with every column (a partial study leaves some out)
+        cols[AVG] = per_seed[list(columns)].dropna().mean(axis=1).tolist() if set(columns) <= set(per_seed.columns) else []
         out[v] = cols
     return out
 
