@@ -11,7 +11,6 @@ Kept reconstructions get `hardness` and `scored_by_sha256` (schema 1.1).
 from __future__ import annotations
 
 import collections
-import csv
 import math
 import os
 
@@ -26,21 +25,19 @@ PER = ("source", "model")
 
 
 def _scores(path: str) -> tuple[dict[str, float | None], str | None]:
-    """{id: score or None (could not be scored)} of a scores file; a duplicated id is a UsageError."""
-    text = storage.read_bytes(path).decode("utf-8")
-    body = text.split("\n", 1)[1] if text.startswith("#") else text
-    rows = list(csv.DictReader(body.splitlines(), delimiter="\t"))
+    """{id: score or None (could not be scored)} of a scores file, and the scoring weights' sha256 its header
+    names; a duplicated id is a UsageError. Read by the scores file's own reader (quoted fields included)."""
+    from detector import scores_tsv  # the format's one reader (the detector package ships with this one)
+
+    rows = scores_tsv.read(path)
     if not rows or "id" not in rows[0] or "score" not in rows[0]:
         raise UsageError(f"{path} is not a scores file of `detector score` (needs columns id and score)")
     counts = collections.Counter(r["id"] for r in rows)
     dup = [i for i, n in counts.items() if n > 1]
     if dup:
         raise UsageError(f"{path}: {len(dup)} id(s) occur more than once, e.g. {dup[0]!r}; scores must join by utt_id")
-    first = text.split("\n", 1)[0]
-    sha = None
-    if "checkpoint sha256 " in first:
-        sha = first.split("checkpoint sha256 ", 1)[1][:64]
-    return {r["id"]: float(r["score"]) if r["score"] not in ("", None) else None for r in rows}, sha
+    return ({r["id"]: float(r["score"]) if r["score"] not in ("", None) else None for r in rows},
+            scores_tsv.checkpoint_sha256(path))
 
 
 def mine(manifest: str | os.PathLike, scores: str | os.PathLike | None, keep: float, per: str,
