@@ -112,6 +112,20 @@ def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh
                    f"{summary['failed_clips']} unreadable clip(s) skipped")
 
 
+def _scoring_options(f):
+    """The options of every command that scores clips (eval, score, calibrate)."""
+    for option in reversed([
+            click.option("--batch-size", type=int, default=16, show_default=True),
+            click.option("--allow-remote-paths", is_flag=True, help="Read s3:// / gs:// / http:// clip paths listed "
+                         "in a local manifest (a remote manifest's always are)."),
+            click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
+                         help="Longest clip scored, in seconds, as its header declares; a longer one is not "
+                         "scored (an error row in a scores file)."),
+            click.option("--no-progress", is_flag=True)]):
+        f = option(f)
+    return f
+
+
 @main.command("eval")
 @click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True),
               help="Run or checkpoint folder, or a model.onnx from `detector export`.")
@@ -119,12 +133,7 @@ def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [CHECKPOINT/eval/<manifest>].")
 @click.option("--bonafide-methods", help="Override the label policy of the checkpoint (comma list).")
 @click.option("--split", type=click.Choice(["train", "dev", "eval"]), help="Only this split [all rows].")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--allow-remote-paths", is_flag=True,
-              help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (a remote manifest's always are).")
-@click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
-              help="Longest clip scored, in seconds, as its header declares; longer ones get an error row.")
-@click.option("--no-progress", is_flag=True)
+@_scoring_options
 def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote_paths, max_duration,
           no_progress) -> None:
     """EER %, minDCF, actDCF, Cllr, per-attack/method/model EER; writes scores.tsv (higher = bona fide), det.png,
@@ -155,17 +164,12 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
               help="Run or checkpoint folder, or a model.onnx from `detector export`.")
 @click.option("--input", "inputs", required=True, help="Audio file, folder or manifest; local or an s3:// / gs:// URI.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores TSV (higher = more likely bona fide).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--allow-remote-paths", is_flag=True,
-              help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (a remote manifest's always are).")
-@click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
-              help="Longest clip scored, in seconds, as its header declares; longer ones get an error row.")
+@_scoring_options
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: score in shards of 256 clips on a Ray actor pool (one detector per actor), resumable.")
 @click.option("--workers", type=int, default=0, help="ray: actors (default: one per CPU, or per GPU share).")
 @click.option("--gpus-per-worker", type=float, default=0.0, show_default=True, help="ray: GPUs per actor (fractions share).")
 @click.option("--ray-address", help="ray: join a running cluster ('auto', 'ray://HOST:10001'); default a local Ray.")
-@click.option("--no-progress", is_flag=True)
 def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, executor, workers, gpus_per_worker,
           ray_address, no_progress) -> None:
     """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error; with a calibrated
@@ -210,12 +214,7 @@ def export(ckpt, fmt, out) -> None:
               help="Target spoof prior of the operating point (ASVspoof 5); p_bonafide is the posterior at it.")
 @click.option("--c-miss", type=float, default=1.0, show_default=True, help="Cost of rejecting bona fide speech.")
 @click.option("--c-fa", type=float, default=10.0, show_default=True, help="Cost of accepting a spoof.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--allow-remote-paths", is_flag=True,
-              help="Read s3:// / gs:// / http:// clip paths listed in a local manifest (a remote manifest's always are).")
-@click.option("--max-duration", type=float, default=MAX_SECONDS, show_default=True,
-              help="Longest clip scored, in seconds, as its header declares.")
-@click.option("--no-progress", is_flag=True)
+@_scoring_options
 def calibrate(ckpt, manifest, split, p_spoof, c_miss, c_fa, batch_size, allow_remote_paths, max_duration,
               no_progress) -> None:
     """Fit llr = a * score + b (prior-weighted logistic regression at the operating point's effective prior)

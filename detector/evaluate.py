@@ -14,7 +14,9 @@ from manifests.audio import MAX_SECONDS
 from manifests.errors import UsageError
 from manifests.io import remote_path_refusal
 
-from . import checkpoint, scores_tsv
+from manifests import scores_tsv
+
+from . import checkpoint
 from .data import BONAFIDE, assign_splits, audio_files, check_classes, load_clips
 from .metrics import act_dcf, bayes_threshold, cllr, det_curve, eer, grouped_eer, min_dcf, posterior
 from .onnx_export import is_onnx

@@ -97,21 +97,33 @@ def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> 
     return _this_run(r, dest / "manifest", corpus, out)
 
 
+def _variants(r: xc.Recon) -> set[str]:
+    """The model variants (`reconstruct run`'s folder and utt_id suffix) this run makes: its model or
+    paradigm default, with its parameters and every grid point."""
+    from reconstruct.plan import resolve_models
+
+    specs, _ = resolve_models((r.method,) if r.method else (), (r.model,) if r.model else (), dict(r.params),
+                              r.checkpoint, {k: list(v) for k, v in r.grid})
+    return {s.variant for s in specs}
+
+
 def _this_run(r: xc.Recon, manifest: Path, corpus: str, out: Path) -> str:
-    """Only this run's reconstructions (of its selected, first-`limit` sources; of its model): an out folder
-    may hold more from earlier runs, e.g. with a larger `limit` or another model. Written to OUT/manifests/recon-<name>."""
+    """Only this run's reconstructions (of its selected, first-`limit` sources; of its model variants): an
+    out folder may hold more from earlier runs, e.g. with a larger `limit`, another model or other parameters.
+    Written to OUT/manifests/recon-<name>."""
     import manifests
 
-    if not r.select and not r.model:
-        return str(manifest)
     table = manifests.read(manifest).to_pylist()
     sources = None
     if r.select:
         with open(corpus, newline="", encoding="utf-8") as fh:
             sources = [row["utt_id"] for row in csv.DictReader(fh)]
         sources = set(sources[:r.limit] if r.limit is not None else sources)
+    variants = _variants(r)
     rows = [row for row in table if row["kind"] == "reconstruction" and (sources is None or row["source_id"] in sources)
-            and (not r.model or row["model"] == r.model)]
+            and any(row["utt_id"] == f"{row['source_id']}__{v}" for v in variants)]
+    if not r.select and not r.model and len(rows) == sum(row["kind"] == "reconstruction" for row in table):
+        return str(manifest)  # the whole folder is this run's
     if not rows:
         raise RunFailed(f"reconstruction run {r.name!r}: no reconstructions in {manifest}")
     dest = out / "manifests" / f"recon-{r.name}.parquet"

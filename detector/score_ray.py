@@ -13,7 +13,7 @@ import hashlib
 import os
 from typing import Sequence
 
-from . import scores_tsv
+from manifests import scores_tsv
 
 SHARD = 256
 
@@ -61,7 +61,7 @@ def score_sharded(ckpt: str | os.PathLike, items: list[tuple[str, str]], refused
     import ray.data
     from tqdm import tqdm
 
-    from reconstruct.executors import _init_ray, forwarded_env
+    from manifests.raystart import forwarded_env, init_ray
 
     from .checkpoint import weights_sha256
 
@@ -79,7 +79,7 @@ def score_sharded(ckpt: str | os.PathLike, items: list[tuple[str, str]], refused
             todo.append({"part": part, "ids": [u for u, _ in chunk], "paths": [p for _, p in chunk],
                          "refused_at": list(mine), "refused_why": list(mine.values())})
     if todo:
-        started = _init_ray(ray_address)
+        started = init_ray(ray_address)
         try:
             cpus = ray.cluster_resources().get("CPU", 1)
             gpus = ray.cluster_resources().get("GPU", 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -135,14 +136,18 @@ def dedupe(table: pa.Table) -> pa.Table:
     object per row)."""
     if table.num_rows <= 1:
         return table
-    return table.take(winners(table["utt_id"], table["status"], table["created_at"]))
+    keep = winners(table["utt_id"], table["status"], table["created_at"])
+    return table if len(keep) == table.num_rows else table.take(keep)
 
 
 def winners(utt_id: pa.ChunkedArray, status: pa.ChunkedArray, created_at: pa.ChunkedArray) -> pa.Array:
-    """Indices (ascending) of the row that wins each utt_id: ok over failed, then the newest."""
+    """Indices (ascending) of the row that wins each utt_id: ok over failed, then the newest. When every
+    utt_id is unique (a compacted manifest) that is every row, found without sorting."""
     n = len(utt_id)
+    if pc.count_distinct(utt_id, mode="all").as_py() == n:
+        return pa.array(np.arange(n, dtype=np.int64))
     keys = pa.table({"u": utt_id, "ok": pc.equal(status, "ok").cast(pa.int8()),
-                     "t": pc.fill_null(created_at.cast(pa.int64()), 0), "i": pa.array(range(n), pa.int64())})
+                     "t": pc.fill_null(created_at.cast(pa.int64()), 0), "i": pa.array(np.arange(n, dtype=np.int64))})
     keys = keys.sort_by([("u", "ascending"), ("ok", "descending"), ("t", "descending")])
     u = keys["u"].combine_chunks()
     first = pc.not_equal(u.slice(1), u.slice(0, n - 1)).fill_null(True)

@@ -4,8 +4,9 @@ and `reconstruct run`.
 Columns (`COLUMNS`): utt_id, path (absolute or a URI), label, attack, speaker, language, split (the
 repeating ones dictionary-encoded), file_size and file_mtime_ns (the file's identity: a resume reuses a
 clip's described row while both are unchanged; null when the entry cannot be read) and problem (why the
-entry cannot be a clip, e.g. a named pipe or a missing file; null when it can). Rows are built in chunks
-of CHUNK entries, so a million-clip corpus never exists as a million Python objects.
+entry cannot be a clip, e.g. a named pipe or a missing file; null when it can). Rows become Arrow every
+ROWS entries, so a million-clip corpus never exists as a million Python objects; later stages work on
+CHUNK rows at a time.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pyarrow.compute as pc
 
 from . import storage
 
-CHUNK = 65_536
+CHUNK = 65_536   # rows per step of the stages that follow the listing (plan, describe)
+ROWS = 8_192     # listing entries held as Python dicts before they become Arrow
 STRINGS = ("utt_id", "path", "label", "attack", "speaker", "language", "split", "problem")
 SCHEMA = pa.schema([*(pa.field(c, pa.string()) for c in STRINGS),
                     pa.field("file_size", pa.int64()), pa.field("file_mtime_ns", pa.int64())])
@@ -41,36 +43,43 @@ def identity(path: str) -> tuple[int | None, int | None, str | None]:
     return None, None, f"{storage.name(path)} is {what}, not a regular file; not read"
 
 
-def remote_identities(paths: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """{uri: (size, mtime_ns)} for objects, from one recursive listing of their common folder."""
+def remote_identities(paths: Iterable[str], known: dict | None = None) -> dict[str, tuple[int, int]]:
+    """{uri: (size, mtime_ns)} for objects, from one recursive listing of their common folder. With `known`
+    (a cache from earlier calls: {listed folder: its identities}), a folder already listed is not listed again."""
     from pyarrow import fs as pafs
 
     paths = list(paths)
     if not paths:
         return {}
     root = storage.common_parent(paths)
+    for folder, ids in (known or {}).items():
+        if storage.is_within(root, folder):
+            return ids
     fs, key = storage.filesystem(root)
     scheme = root.split("://", 1)[0]
     infos = fs.get_file_info(pafs.FileSelector(key, allow_not_found=True, recursive=True))
-    return {f"{scheme}://{i.path}": (i.size, i.mtime_ns or 0) for i in infos if i.type == pafs.FileType.File}
+    ids = {f"{scheme}://{i.path}": (i.size, i.mtime_ns or 0) for i in infos if i.type == pafs.FileType.File}
+    if known is not None:
+        known[root] = ids
+    return ids
 
 
 def table_from_rows(rows: Iterator[dict]) -> pa.Table:
     """Listing rows (dicts with the STRINGS keys; file_size/file_mtime_ns/problem filled here for local
-    paths, by one listing for URIs) -> the listing table, CHUNK rows at a time."""
-    chunks, buf = [], []
+    paths, by one listing for URIs) -> the listing table, ROWS rows at a time."""
+    chunks, buf, listed = [], [], {}
     for r in rows:
         buf.append(r)
-        if len(buf) == CHUNK:
-            chunks.append(_chunk(buf))
+        if len(buf) == ROWS:
+            chunks.append(_chunk(buf, listed))
             buf = []
     if buf or not chunks:
-        chunks.append(_chunk(buf))
+        chunks.append(_chunk(buf, listed))
     return encode(pa.concat_tables(chunks))
 
 
-def _chunk(rows: list[dict]) -> pa.Table:
-    remote = remote_identities(r["path"] for r in rows if storage.is_uri(r["path"]) and "file_size" not in r)
+def _chunk(rows: list[dict], listed: dict) -> pa.Table:
+    remote = remote_identities((r["path"] for r in rows if storage.is_uri(r["path"]) and "file_size" not in r), listed)
     for r in rows:
         if "file_size" in r:
             continue

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import io, storage
+from . import io, scores_tsv, storage
 from .errors import UsageError
 
 PER = ("source", "model")
@@ -27,8 +27,6 @@ PER = ("source", "model")
 def _scores(path: str) -> tuple[dict[str, float | None], str | None]:
     """{id: score or None (could not be scored)} of a scores file, and the scoring weights' sha256 its header
     names; a duplicated id is a UsageError. Read by the scores file's own reader (quoted fields included)."""
-    from detector import scores_tsv  # the format's one reader (the detector package ships with this one)
-
     rows = scores_tsv.read(path)
     if not rows or "id" not in rows[0] or "score" not in rows[0]:
         raise UsageError(f"{path} is not a scores file of `detector score` (needs columns id and score)")

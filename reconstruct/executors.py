@@ -1,33 +1,20 @@
 """Two executors of one plan: Ray Data (an actor pool per model) and a plain in-process loop.
 
 Both feed the same `ReconstructWorker` the same batches, so they write the same rows and,
-for deterministic back-ends, the same audio. Ray lives in this module only.
+for deterministic back-ends, the same audio. Ray starts (or is joined) through manifests.raystart.
 """
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from manifests.errors import UsageError, first_line
+from manifests.errors import UsageError
+from manifests.raystart import forwarded_env, init_ray
 
 from .plan import ModelSpec
 from .worker import ReconstructWorker, cpu_threads
-
-# Environment the workers need, forwarded into their Ray runtime env when set in the driver.
-# Object-store endpoints and regions travel; credentials do not (workers use their own: a local
-# Ray inherits the driver's environment, cluster nodes have roles or mounted secrets).
-FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARDSPOOF_OFFLINE", "HARDSPOOF_MODELS",
-                 "HF_HOME", "TORCH_HOME", "OMP_NUM_THREADS", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                 "AWS_REGION", "AWS_DEFAULT_REGION", "STORAGE_EMULATOR_HOST")
-
-
-def forwarded_env() -> dict[str, str]:
-    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-
 
 def plan_batches(files: list[str], size: int) -> Iterator[pa.Table]:
     """The plan files' rows, `size` at a time, one file in memory at a time."""
@@ -51,42 +38,6 @@ def run_local(jobs: list[tuple[ModelSpec, list[str]]], manifest_dir: str, run_id
         worker.roll()
 
 
-def _check_address(address: str, timeout_s: float = 10.0) -> None:
-    """Fail fast (one line) when a ray://host:port address does not answer."""
-    if not address.startswith("ray://"):
-        return
-    host, _, port = address[len("ray://"):].rpartition(":")
-    try:
-        with socket.create_connection((host, int(port or 10001)), timeout=timeout_s):
-            pass
-    except (OSError, ValueError) as e:
-        raise UsageError(f"Ray cluster at {address} does not answer ({e}); check the address and that the head runs")
-
-
-def _init_ray(address: str | None) -> bool:
-    """Start or join Ray; True when this call started it (and so must shut it down).
-
-    Without --ray-address, RAY_ADDRESS (set by `ray job submit` and KubeRay) is joined if set;
-    otherwise a local Ray sized to this machine is started.
-    """
-    import ray
-
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        _check_address(address)
-    if ray.is_initialized():
-        return False
-    kwargs = dict(runtime_env={"env_vars": forwarded_env()}, log_to_driver=False, include_dashboard=False)
-    if address:
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
-            raise UsageError(f"cannot join Ray at {address}: {first_line(e)}") from None
-    else:  # "local": a Ray of our own even when another one runs here (plain init would join it, then refuse num_cpus)
-        ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
-    return True
-
-
 def run_ray(jobs: list[tuple[ModelSpec, list[str]]], manifest_dir: str, run_id: str, batch_size: int,
             workers: int, gpus_per_worker: float, address: str | None, device: str,
             threads_per_worker: int = 0, max_seconds: float | None = None) -> Iterator[pa.Table]:
@@ -95,7 +46,7 @@ def run_ray(jobs: list[tuple[ModelSpec, list[str]]], manifest_dir: str, run_id: 
     import ray
     import ray.data
 
-    started = _init_ray(address)
+    started = init_ray(address)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # the driver reports progress itself
     try:
         ctx = ray.data.DataContext.get_current()

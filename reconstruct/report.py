@@ -11,7 +11,6 @@ import base64
 import html
 import io
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 

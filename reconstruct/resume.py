@@ -29,22 +29,24 @@ class Conflict(UsageError):
     """The output folder holds reconstructions that this run would make differently."""
 
 
-def _read(manifest_dir: str, kind: str, columns: tuple[str, ...]) -> pa.Table:
+def _read(manifest_dir: str, kind: str, columns: tuple[str, ...], batch_rows: int = 65536) -> pa.Table:
     """The winning row of each utt_id of one kind, only `columns` (params and checkpoint_sha256
-    dictionary-encoded: a few distinct values, not a string per row)."""
+    dictionary-encoded: a few distinct values, not a string per row). Parts are read `batch_rows` at a time,
+    so only the rows of this kind are ever held whole."""
     tables = []
     for part in manifests.part_files(manifest_dir):
-        src = storage.readable(part)
-        have = set(pq.read_schema(src).names)
-        t = pq.read_table(src, columns=[c for c in (*columns, "kind") if c in have],
-                          read_dictionary=[c for c in ("params", "checkpoint_sha256") if c in have])
-        t = t.filter(pc.equal(t["kind"], kind))
-        tables.append(pa.table({c: t[c] if c in t.column_names else pa.nulls(t.num_rows, _type(c))
-                                for c in columns}))
+        pf = pq.ParquetFile(storage.readable(part), read_dictionary=["kind", "params", "checkpoint_sha256"])
+        have = set(pf.schema_arrow.names)
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in (*columns, "kind") if c in have]):
+            t = pa.Table.from_batches([batch])
+            t = t.filter(pc.equal(t["kind"].cast(pa.string()), kind))
+            tables.append(pa.table({c: t[c] if c in t.column_names else pa.nulls(t.num_rows, _type(c))
+                                    for c in columns}))
     if not tables:
         return pa.table({c: pa.array([], _type(c)) for c in columns})
     table = pa.concat_tables(tables, promote_options="permissive")
-    table = table.take(manifests.io.winners(table["utt_id"], table["status"], table["created_at"]))
+    keep = manifests.io.winners(table["utt_id"], table["status"], table["created_at"])
+    table = table if len(keep) == table.num_rows else table.take(keep)
     return table.unify_dictionaries() if any(pa.types.is_dictionary(f.type) for f in table.schema) else table
 
 

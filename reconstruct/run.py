@@ -220,7 +220,8 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
         jobs = [(specs[i], files) for i, files in plan.files.items() if files]
         _preflight([s for s, _ in jobs])
         _execute(cfg, jobs, manifest_dir, run_id, tallies, summary)
-        if storage.kind(manifest_dir) == storage.DIR and manifests.part_files(manifest_dir):
+        parts = manifests.part_files(manifest_dir) if storage.kind(manifest_dir) == storage.DIR else []
+        if len(parts) > 1 or (jobs and parts):  # one part and nothing written: already compacted, not rewritten
             manifests.compact(manifest_dir)
     except OSError as e:
         if getattr(e, "errno", None) in DISK_FULL or "No space left" in str(e):

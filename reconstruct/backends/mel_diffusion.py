@@ -71,7 +71,7 @@ class MelDiffusion(Backend):
             from diffusers import DDIMScheduler, UNet2DModel
         except ImportError:
             raise UsageError("mel-diffusion needs diffusers: pip install 'diffusers>=0.30'") from None
-        from ..fit import META_FILE, WEIGHTS_FILE
+        from ..fit import META_FILE
         from ..melfeatures import MelConfig, MelFeatures
 
         path = find_checkpoint(self.name, checkpoint)

@@ -2,13 +2,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-from detector.data import BONAFIDE, SPOOF, Clip, ClipDataset, assign_splits, collate, fix_length, load_clips, windows
 import torch
 
+from detector.data import BONAFIDE, SPOOF, Clip, ClipDataset, assign_splits, collate, fix_length, load_clips, windows
 from detector.sampler import PairedBatchSampler
-from manifests.errors import UsageError
 
 
 def clip(uid, label, kind="original", source=None, speaker=None, split=None, method=None):

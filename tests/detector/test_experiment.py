@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 import manifests
+from manifests import scores_tsv
 from detector.cli import main
 from detector.experiment_config import load
 
@@ -231,7 +232,6 @@ def test_mining_rounds_keep_the_hardest_and_random_keeps_as_many(tmp_path: Path,
     cands = manifests.read(out / "manifests" / "recon-grid.parquet").to_pylist()
     assert len(cands) == 2 * 3  # 2 bona fide train clips x 3 grid points
     mined_dir, random_dir = out / "runs" / "mined" / "seed1", out / "runs" / "random" / "seed1"
-    from detector import scores_tsv
 
     scores = {row["id"]: float(row["score"]) for row in scores_tsv.read(mined_dir / "round1" / "candidates.tsv")}
     assert set(scores) == {c["utt_id"] for c in cands}
@@ -244,3 +244,19 @@ def test_mining_rounds_keep_the_hardest_and_random_keeps_as_many(tmp_path: Path,
     assert len(rand) == len(mined) and not (random_dir / "round1").exists() and all(m["hardness"] is None for m in rand)
     meta = (mined_dir / "final" / "meta.json").read_text()
     assert "mined.parquet" in meta  # round 2 trained on the mined selection
+
+
+def test_a_reconstruction_run_takes_only_its_own_variants_from_a_shared_out_folder(tmp_path: Path, manifest: Path):
+    from detector.experiment import reconstruction_manifest
+    from detector.experiment_config import Recon
+
+    shared, corpus = tmp_path / "shared-recon", str(manifest.parent / "corpus")
+    select = (("split", ("train",)), ("label", ("bonafide",)))
+    made = {}
+    for kbps in (6, 12):  # one model, two parameter settings, one out folder
+        r = Recon(name=f"opus{kbps}", corpus=corpus, select=select, model="opus", params=(("bitrate_kbps", kbps),),
+                  out=str(shared), limit=2)
+        made[kbps] = manifests.read(reconstruction_manifest(r, tmp_path / "exp", None)).to_pylist()
+    assert {row["utt_id"].rsplit("__", 1)[1] for row in made[6]} == {"opus@bitrate_kbps=6"}
+    assert {row["utt_id"].rsplit("__", 1)[1] for row in made[12]} == {"opus@bitrate_kbps=12"}
+    assert len(made[6]) == len(made[12]) == 2

@@ -3,7 +3,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from detector import score_ray, scores_tsv
+from detector import score_ray
+from manifests import scores_tsv
 from detector.cli import main
 from detector.evaluate import _inputs
 

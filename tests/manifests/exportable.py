@@ -39,3 +39,8 @@ def exportable_manifest(root: Path, n_bonafide: int = 4, n_spoof: int = 2, secon
                  created_at=now - datetime.timedelta(days=1), path=str(root / "gone.flac"))
     manifests.write_part([stale], folder, "part-1")  # loses to the ok row of the same utt_id
     return folder
+
+
+def ok_rows(manifest: Path) -> dict[str, dict]:
+    """{utt_id: row} of the manifest's rows an export must carry (status ok)."""
+    return {r["utt_id"]: r for r in manifests.read(manifest).to_pylist() if r["status"] == "ok"}

@@ -13,7 +13,7 @@ from manifests.cli import main
 from manifests.export_hf import export_hf, hf_features, hf_schema, parse_size
 from manifests.interop import is_cutset, is_hf_folder, read_hf_folder
 
-from .exportable import exportable_manifest
+from .exportable import exportable_manifest, ok_rows
 
 datasets = pytest.importorskip("datasets")
 SHARD = re.compile(r"^(train|validation|test)-(\d{5})-of-(\d{5})\.parquet$")
@@ -30,15 +30,11 @@ def load(out: Path, **kw):
     return datasets.load_dataset(str(out), cache_dir=str(out.parent / "hf-cache"), **kw)
 
 
-def _expected(manifest: Path) -> dict[str, dict]:
-    return {r["utt_id"]: r for r in manifests.read(manifest).to_pylist() if r["status"] == "ok"}
-
-
 def test_load_dataset_restores_audio_and_every_column(manifest, tmp_path):
     out = tmp_path / "hf"
     report = export_hf(manifest, out)
     ds = load(out)
-    want = _expected(manifest)
+    want = ok_rows(manifest)
     assert set(ds) == {"train", "validation"}  # manifest dev -> datasets' validation
     assert sum(ds[s].num_rows for s in ds) == len(want) == sum(report["splits"].values())
     for split in ds:
@@ -88,7 +84,7 @@ def test_several_shards_of_bounded_size(manifest, tmp_path):
     """Bounded memory by construction: with a small budget the writer makes several shards, each within the
     budget (or a single clip above it), and never buffers more than one row group's budget plus one clip."""
     out = tmp_path / "hf"
-    sizes = [Path(r["path"]).stat().st_size for r in _expected(manifest).values()]
+    sizes = [Path(r["path"]).stat().st_size for r in ok_rows(manifest).values()]
     budget = 2 * max(sizes) + 2048
     report = export_hf(manifest, out, max_shard_bytes=budget, row_group_bytes=max(sizes) + 1024)
     shards = sorted((out / "data").glob("train-*.parquet"))
@@ -110,7 +106,7 @@ def test_round_trip_through_read_hf_folder(manifest, tmp_path):
     export_hf(manifest, out)
     assert is_hf_folder(out) and not is_hf_folder(manifest) and not is_cutset(out)
     rows = read_hf_folder(out)
-    want = _expected(manifest)
+    want = ok_rows(manifest)
     assert {r["utt_id"] for r in rows} == set(want)
     audio_dir = tmp_path / "hf-audio"  # beside the dataset, never inside it
     for r in rows:
@@ -179,7 +175,7 @@ def test_a_datasets_folder_is_a_corpus(manifest, tmp_path):
 
     out = tmp_path / "hf"
     export_hf(manifest, out)
-    want = _expected(manifest)
+    want = ok_rows(manifest)
     rows = import_corpus(out)
     assert {r["utt_id"]: (r["kind"], r["source_id"], r["sha256"]) for r in rows} == \
         {u: (w["kind"], w["source_id"], w["sha256"]) for u, w in want.items()}

@@ -8,14 +8,13 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-import manifests
 from manifests.cli import main
 from manifests.errors import UsageError
 from manifests.export_lhotse import export_lhotse
 from manifests.interop import clip_path, is_cutset, is_hf_folder, read_cutset
 from tests.conftest import speechlike
 
-from .exportable import exportable_manifest
+from .exportable import exportable_manifest, ok_rows
 
 lhotse = pytest.importorskip("lhotse")
 
@@ -25,14 +24,10 @@ def manifest(tmp_path: Path) -> Path:
     return exportable_manifest(tmp_path / "src", n_bonafide=4, n_spoof=2)
 
 
-def _ok_rows(manifest: Path) -> dict[str, dict]:
-    return {r["utt_id"]: r for r in manifests.read(manifest).to_pylist() if r["status"] == "ok"}
-
-
 def test_cutset_per_split_with_custom_fields(manifest, tmp_path):
     out = tmp_path / "lh"
     report = export_lhotse(manifest, out)
-    want = _ok_rows(manifest)
+    want = ok_rows(manifest)
     assert report["splits"] == {"train": 5, "dev": 5} and not report["skipped"]
     seen = set()
     for split in ("train", "dev"):
@@ -61,7 +56,7 @@ def test_round_trip_through_read_cutset(manifest, tmp_path):
     export_lhotse(manifest, out)
     assert is_cutset(out) and is_cutset(out / "hardspoof_cuts_dev.jsonl.gz") and not is_hf_folder(out)
     assert not is_cutset(manifest) and not is_cutset(tmp_path / "src" / "corpus")
-    want = _ok_rows(manifest)
+    want = ok_rows(manifest)
     rows = read_cutset(out)
     assert {r["utt_id"] for r in rows} == set(want)
     for r in rows:
@@ -147,7 +142,7 @@ def test_a_cutset_is_a_corpus(manifest, tmp_path):
 
     out = tmp_path / "lh"
     export_lhotse(manifest, out)
-    want = _ok_rows(manifest)
+    want = ok_rows(manifest)
     assert {r["utt_id"]: r["source_id"] for r in import_corpus(out)} == {u: w["source_id"] for u, w in want.items()}
     originals = sorted(u for u, w in want.items() if w["kind"] == "original")
     assert sorted(list_corpus(out)["utt_id"].to_pylist()) == originals

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import manifests
-from detector import scores_tsv
+from manifests import scores_tsv
 from manifests.cli import main
 
 SHA = "ab" * 32

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 
 import numpy as np
 import pytest
@@ -16,6 +15,8 @@ from reconstruct import models as M
 from reconstruct import weights as W
 from reconstruct.backends import get
 from tests.conftest import speechlike
+from tests.reconstruct.backend_checks import (check_checkpoint_path, check_edge_inputs, check_offline_error,
+                                          check_store_path, make_store)
 
 torch.set_num_threads(1)
 
@@ -32,11 +33,7 @@ STOCHASTIC = {"snac-24khz"}  # its decoder adds noise
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A model store holding a tiny random model of every installed back-end of this file."""
-    root = tmp_path_factory.mktemp("store")
-    for name in INSTALLED:
-        get(name).random_weights(root / name, tiny=True)
-    return root
+    return make_store(tmp_path_factory.mktemp("store"), INSTALLED)
 
 
 @pytest.fixture(scope="module")
@@ -44,33 +41,14 @@ def loaded(store):
     return {name: get(name)(FAST[name], checkpoint=store / name) for name in INSTALLED}
 
 
-def _check_out(out: np.ndarray, like: np.ndarray) -> None:
-    assert out.shape == like.shape and out.dtype == np.float32
-    assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_checkpoint_path_invariants(name, loaded, store):
-    be = loaded[name]
-    wav = speechlike(0.5, 16000, seed=3)
-    a = be.reconstruct(wav, 16000, seed=7)
-    _check_out(a, wav)
-    assert np.array_equal(a, be.reconstruct(wav, 16000, seed=7)), "not deterministic for a seed"
-    assert np.array_equal(a, be.reconstruct(wav, 16000, seed=8)) != (name in STOCHASTIC)
-    assert set(FAST[name]) <= set(json.loads(be.params_json()))
-    assert re.fullmatch(r"[0-9a-f]{64}", be.checkpoint_sha256)
-    assert be.checkpoint_sha256 == W.checkpoint_sha256(store / name)
+    check_checkpoint_path(loaded[name], FAST[name], name in STOCHASTIC, W.checkpoint_sha256(store / name))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_store_path_loads_same_weights(name, loaded, store, monkeypatch):
-    monkeypatch.setenv("HARDSPOOF_MODELS", str(store))
-    cls = get(name)
-    assert cls.weights_location() == "store"
-    be = cls(FAST[name])
-    assert be.checkpoint_sha256 == loaded[name].checkpoint_sha256
-    wav = speechlike(0.3, 16000)
-    assert np.array_equal(be.reconstruct(wav, 16000, seed=1), loaded[name].reconstruct(wav, 16000, seed=1))
+    check_store_path(name, FAST[name], loaded[name], store, monkeypatch)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -87,27 +65,12 @@ def test_raw_call_is_the_backend_without_the_wrapper(name, loaded):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_offline_without_weights_names_model_source_and_pull(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARDSPOOF_MODELS", str(tmp_path / "empty"))
-    cls = get(name)
-    assert cls.weights_location() is None
-    with pytest.raises(UsageError) as e:
-        cls(FAST[name])
-    msg = str(e.value)
-    assert name in msg and cls.weights in msg and f"reconstruct models pull {name}" in msg
+    check_offline_error(name, FAST[name], tmp_path / "empty", monkeypatch)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_edge_inputs(name, loaded):
-    be = loaded[name]
-    for sr in (8000, 22050, 44100):
-        wav = speechlike(0.25, sr)
-        _check_out(be.reconstruct(wav, sr, seed=0), wav)
-    silence = np.zeros(4000, np.float32)
-    _check_out(be.reconstruct(silence, 16000), silence)
-    with pytest.raises(ValueError, match="shorter than"):
-        be.reconstruct(np.zeros(3, np.float32), 16000)
-    just = np.full(be.min_samples() * 16000 // be.sample_rate + 2, 0.1, np.float32)
-    _check_out(be.reconstruct(just, 16000), just)
+    check_edge_inputs(loaded[name])
 
 
 @pytest.mark.skipif("mimi" not in INSTALLED or "vocos-encodec-24khz" not in INSTALLED, reason="needs the libraries")

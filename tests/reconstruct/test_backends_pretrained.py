@@ -2,9 +2,6 @@
 each library's real on-disk format (encodec state dict, speechbrain hparams folder, save_pretrained)."""
 from __future__ import annotations
 
-import json
-import re
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +9,8 @@ import torch
 from manifests.errors import UsageError
 from reconstruct import weights as W
 from reconstruct.backends import get
-from tests.conftest import speechlike
+from tests.reconstruct.backend_checks import (check_checkpoint_path, check_edge_inputs, check_offline_error,
+                                          check_store_path, make_store)
 
 torch.set_num_threads(1)
 
@@ -33,11 +31,7 @@ STOCHASTIC = {"diffwave-ljspeech", "audioldm2-sdedit"}
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A model store holding a tiny random model of every pretrained back-end."""
-    root = tmp_path_factory.mktemp("store")
-    for name in NAMES:
-        get(name).random_weights(root / name, tiny=True)
-    return root
+    return make_store(tmp_path_factory.mktemp("store"), NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -46,63 +40,26 @@ def loaded(store):
     return {name: get(name)(FAST[name], checkpoint=store / name) for name in NAMES}
 
 
-def _check_out(out: np.ndarray, like: np.ndarray) -> None:
-    assert out.shape == like.shape and out.dtype == np.float32
-    assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_checkpoint_path_invariants(name, loaded, store):
-    be = loaded[name]
-    wav = speechlike(0.5, 16000, seed=3)
-    a = be.reconstruct(wav, 16000, seed=7)
-    _check_out(a, wav)
-    assert np.array_equal(a, be.reconstruct(wav, 16000, seed=7)), "not deterministic for a seed"
-    if name in STOCHASTIC:
-        assert not np.array_equal(a, be.reconstruct(wav, 16000, seed=8))
-    params = json.loads(be.params_json())
-    assert set(FAST[name]) <= set(params)
-    assert re.fullmatch(r"[0-9a-f]{64}", be.checkpoint_sha256)
     # EnCodec records the state-dict file's sha256 (its official name carries a prefix of it)
     weights = next((store / name).glob("*.th")) if name.startswith("encodec") else store / name
-    assert be.checkpoint_sha256 == W.checkpoint_sha256(weights)
+    check_checkpoint_path(loaded[name], FAST[name], name in STOCHASTIC, W.checkpoint_sha256(weights))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_store_path_loads_same_weights(name, loaded, store, monkeypatch):
-    monkeypatch.setenv("HARDSPOOF_MODELS", str(store))
-    cls = get(name)
-    assert cls.weights_location() == "store"
-    be = cls(FAST[name])  # no --checkpoint: resolved from the store
-    assert be.checkpoint_sha256 == loaded[name].checkpoint_sha256
-    wav = speechlike(0.3, 16000)
-    assert np.array_equal(be.reconstruct(wav, 16000, seed=1), loaded[name].reconstruct(wav, 16000, seed=1))
+    check_store_path(name, FAST[name], loaded[name], store, monkeypatch)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_offline_without_weights_names_model_source_and_pull(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARDSPOOF_MODELS", str(tmp_path / "empty"))
-    cls = get(name)
-    with pytest.raises(UsageError) as e:
-        cls(FAST[name])
-    msg = str(e.value)
-    assert name in msg and cls.weights in msg and f"reconstruct models pull {name}" in msg
+    check_offline_error(name, FAST[name], tmp_path / "empty", monkeypatch)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_edge_inputs(name, loaded):
-    be = loaded[name]
-    for sr in (8000, 22050, 44100, 48000):  # foreign rates: resampled in and back out
-        wav = speechlike(0.25, sr)
-        _check_out(be.reconstruct(wav, sr, seed=0), wav)
-    silence = np.zeros(4000, np.float32)
-    _check_out(be.reconstruct(silence, 16000), silence)
-    with pytest.raises(ValueError, match="mono"):
-        be.reconstruct(np.zeros((2, 4000), np.float32), 16000)  # stereo: the caller must downmix
-    with pytest.raises(ValueError, match="shorter than"):
-        be.reconstruct(np.zeros(3, np.float32), 16000)  # shorter than one model hop
-    just = np.full(be.min_samples() * 16000 // be.sample_rate + 2, 0.1, np.float32)  # barely long enough
-    _check_out(be.reconstruct(just, 16000), just)
+    check_edge_inputs(loaded[name])
 
 
 def test_bad_parameters_are_usage_errors(store):

@@ -3,7 +3,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf

@@ -14,7 +14,7 @@ import io
 import os
 from typing import Sequence
 
-from manifests import storage
+from . import storage
 
 HEADER = ("# hardspoof scores: score = bona fide logit: higher score = more likely bona fide; decision uses "
           "threshold {thr:.6g}; only this first line is a comment; fields holding a tab, line break, quote or # "
