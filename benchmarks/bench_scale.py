@@ -11,6 +11,8 @@ folder; every clip the same bytes, which no stage depends on) and times, each as
   4. the same `reconstruct run` again: a resume with nothing to do,
   5. `reconstruct run --dry-run` again, over the finished manifest.
 
+`--again N` times only 4 and 5, over the finished run an earlier `--clips N --work DIR` left in DIR.
+
 Each line gives wall seconds and the peak RSS of that process alone (polled every 20 ms; Ray's own
 processes are not counted). The last lines give the driver's peak growth per clip between the
 smallest and the largest N, and the run's throughput per clip relative to the smallest N.
@@ -73,14 +75,19 @@ def main() -> None:
     ap.add_argument("--plan-only", type=int, action="append", default=[],
                     help="also a corpus of this size with import and --dry-run only (no run): the listing and plan "
                          "at a size whose run this machine cannot spare the time for")
+    ap.add_argument("--again", type=int, action="append", default=[],
+                    help="corpus size whose finished run an earlier --clips N left in --work: time only the "
+                         "resume no-op and the dry-run over it (nothing rebuilt); repeat for a curve")
     ap.add_argument("--work", help="scratch folder (default: a temp folder, removed at the end)")
     ap.add_argument("--model", default="vorbis", help="codec back-end to run (default vorbis: weight-free, fast)")
     ap.add_argument("--seconds", type=float, default=0.25, help="clip length")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = ap.parse_args()
-    if not args.clips and not args.plan_only:
-        ap.error("give --clips and/or --plan-only")
+    if not args.clips and not args.plan_only and not args.again:
+        ap.error("give --clips, --plan-only and/or --again")
+    if args.again and not args.work:
+        ap.error("--again needs --work: the folder holding the finished run")
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     py = sys.executable
@@ -88,10 +95,13 @@ def main() -> None:
           f"{args.workers} Ray workers", flush=True)
     print(f"{'clips':>9} {'stage':<16} {'wall s':>9} {'peak MiB':>9} {'per clip':>12}", flush=True)
     results = {}
-    for n in sorted(set(args.clips) | set(args.plan_only)):
-        full = n in args.clips
+    for n in sorted(set(args.clips) | set(args.plan_only) | set(args.again)):
+        full, again = n in args.clips, n in args.again and n not in args.clips
         corpus, out = work / f"corpus-{n}", work / f"out-{n}"
-        shutil.rmtree(out, ignore_errors=True)
+        if again and not (out / "manifest").is_dir():
+            sys.exit(f"--again {n}: no finished run in {out} (run --clips {n} --work {work} first)")
+        if not again:
+            shutil.rmtree(out, ignore_errors=True)
         if not corpus.exists():
             t0 = time.perf_counter()
             build_corpus(corpus, n, args.seconds)
@@ -105,29 +115,26 @@ def main() -> None:
                   ("run", run + ray),
                   ("resume no-op", run + ray),
                   ("dry-run (done)", run + ["--dry-run"])]
-        stages = stages if full else stages[:2]
+        stages = stages if full else [stages[3], stages[4]] if again else stages[:2]
         results[n] = {}
         for name, cmd in stages:
             wall, peak, rc = measure(cmd)
             results[n][name] = (wall, peak)
             per = f"{wall / n * 1e3:.3f} ms" if rc == 0 else "failed"
             print(f"{n:>9} {name:<16} {wall:>9.1f} {peak:>9.0f} {per:>12}", flush=True)
-    if len(results) > 1:
-        lo, hi = min(results), max(results)
-        wall, peak = results[hi]["dry-run"]
-        print(f"driver peak growth, dry-run: {(peak - results[lo]['dry-run'][1]) * 1024 / (hi - lo):.3f} KiB/clip "
-              f"({lo} -> {hi} clips)")
-        full_sizes = sorted(n for n in results if "run" in results[n])
-        if len(full_sizes) < 2:
-            return
-        lo, hi = full_sizes[0], full_sizes[-1]
-        for name in ("run", "resume no-op"):
-            growth = (results[hi][name][1] - results[lo][name][1]) * 1024 / (hi - lo)
-            print(f"driver peak growth, {name}: {growth:.3f} KiB/clip ({lo} -> {hi} clips)")
-        ratio = (results[hi]["run"][0] / hi) / (results[lo]["run"][0] / lo)
-        print(f"run time per clip at {hi} clips / at {lo} clips: {ratio:.2f}")
-        slope = (results[hi]["resume no-op"][0] - results[lo]["resume no-op"][0]) / (hi - lo)
-        print(f"resume no-op per million clips, beyond start-up (slope {lo} -> {hi}): {slope * 1e6:.0f} s")
+    for name in ("dry-run", "run", "resume no-op", "dry-run (done)"):
+        sizes = sorted(n for n in results if name in results[n])
+        if len(sizes) < 2:
+            continue
+        lo, hi = sizes[0], sizes[-1]
+        growth = (results[hi][name][1] - results[lo][name][1]) * 1024 / (hi - lo)
+        print(f"driver peak growth, {name}: {growth:.3f} KiB/clip ({lo} -> {hi} clips)")
+        if name == "run":
+            ratio = (results[hi]["run"][0] / hi) / (results[lo]["run"][0] / lo)
+            print(f"run time per clip at {hi} clips / at {lo} clips: {ratio:.2f}")
+        if name == "resume no-op":
+            slope = (results[hi][name][0] - results[lo][name][0]) / (hi - lo)
+            print(f"resume no-op per million clips, beyond start-up (slope {lo} -> {hi}): {slope * 1e6:.0f} s")
     if not args.work and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

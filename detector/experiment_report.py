@@ -172,8 +172,20 @@ def write_reports(rows: list[dict], exp: "Experiment", out: Path, missing: Seque
           f"- **not finished, left out of every cell above ({len(missing)}):** " + "; ".join(missing) if missing else "",
           "- eval clips: " + ", ".join(f"{e} {int(df[df.eval_set == e].n_clips.iloc[0])}" for e in evals),
           "- variants: " + "; ".join(f"{v.name} = {v.run.model.frontend}/{v.run.model.aggregation}/{v.run.train.loss}"
-                                     f" + [{', '.join(v.reconstructions) or 'no reconstructions'}]"
+                                     f" + [{', '.join(v.reconstructions) or 'no reconstructions'}]" + _mining(v)
                                      + (f", seeds {', '.join(map(str, v.seeds))}" if v.seeds else "")
                                      for v in exp.variants)]
     (out / "results.md").write_text("\n".join(line for line in md if line is not None) + "\n", encoding="utf-8")
     return [str(out / "results.parquet"), str(out / "results.md"), str(png)]
+
+
+def _mining(v) -> str:
+    """How a mining variant chose its reconstructions, for the provenance line."""
+    m = v.mine
+    if m is None:
+        return ""
+    how = "the hardest" if m.select == "hard" else "a random"
+    scorer = f" (scored by a round-1 detector trained on {'a random draw of them' if m.round1 == 'random' else 'none of them'})" \
+        if m.select == "hard" else ""
+    return f" + {how} {m.keep:g} of each {m.per}'s {m.candidates} reconstructions{scorer}"
+

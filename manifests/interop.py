@@ -163,14 +163,30 @@ def hf_parquet_files(folder: str) -> list[str]:
                   and storage.suffix(f) == ".parquet" and not any(p.startswith(".") for p in rel(f).split("/")))
 
 
+def _first_parquet(folder: str) -> str | None:
+    """A Parquet file of a datasets folder (where `hf_parquet_files` looks), found without listing the whole
+    tree: a local folder is walked lazily (names only, no stat) and the walk stops at the first one, so
+    asking this of a folder of a million clips holds no list of them."""
+    if storage.is_uri(folder):
+        files = hf_parquet_files(folder)
+        return files[0] if files else None
+    data = os.path.join(folder, "data")
+    for here, dirs, files in os.walk(data if os.path.isdir(data) else folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if f.lower().endswith(".parquet") and not f.startswith("."):
+                return os.path.join(here, f)
+    return None
+
+
 def is_hf_folder(path: str | os.PathLike) -> bool:
     """True for a folder of Parquet files (data/*.parquet, as datasets writes) whose first has an Audio column."""
     loc = storage.normalize(path)
     if storage.kind(loc) != storage.DIR:
         return False
-    files = hf_parquet_files(loc)
+    first = _first_parquet(loc)
     try:
-        return bool(files) and _audio_column(pq.read_schema(storage.readable(files[0]))) is not None
+        return first is not None and _audio_column(pq.read_schema(storage.readable(first))) is not None
     except (OSError, ValueError):
         return False
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from . import storage
 
-CHUNK = 65_536   # rows per step of the stages that follow the listing (plan, describe)
+CHUNK = 16_384   # rows per step of the stages that follow the listing (plan, describe)
 ROWS = 8_192     # listing entries held as Python dicts before they become Arrow
 STRINGS = ("utt_id", "path", "label", "attack", "speaker", "language", "split", "problem")
 SCHEMA = pa.schema([*(pa.field(c, pa.string()) for c in STRINGS),
@@ -75,7 +75,17 @@ def table_from_rows(rows: Iterator[dict]) -> pa.Table:
             buf = []
     if buf or not chunks:
         chunks.append(_chunk(buf, listed))
-    return encode(pa.concat_tables(chunks))
+    table = pa.concat_tables(chunks).combine_chunks()  # contiguous: the chunks' scattered blocks can go back
+    del chunks
+    table = encode(table)
+    release_unused()
+    return table
+
+
+def release_unused() -> None:
+    """Hand the memory Arrow's allocator keeps after a stage's intermediate tables back to the OS (it keeps
+    freed blocks for reuse: after building a large listing that was ~3x the listing's own size)."""
+    pa.default_memory_pool().release_unused()
 
 
 def _chunk(rows: list[dict], listed: dict) -> pa.Table:

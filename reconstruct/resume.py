@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import manifests
-from manifests import storage
+from manifests import listing, storage
 from manifests.errors import UsageError
 
 ORIGINAL_COLUMNS = ("utt_id", "path", "status", "duration_s", "file_size", "file_mtime_ns", "created_at")
@@ -61,6 +61,12 @@ def _codes(column: pa.ChunkedArray) -> tuple[pa.Array, list]:
     return codes, values
 
 
+def _rows_of(table: pa.Table, utt_ids) -> pa.Table:
+    """The rows of `table` whose utt_id is in `utt_ids` (a chunk's): the join that follows builds its hash
+    table over these, not over every row of the output folder."""
+    return table.filter(pc.is_in(table["utt_id"], value_set=pa.chunked_array(utt_ids).combine_chunks()))
+
+
 def _type(column: str) -> pa.DataType:
     return manifests.SCHEMA.field(column).type
 
@@ -88,7 +94,9 @@ class Done:
         sha, sha_values = _codes(recons["checkpoint_sha256"])
         recons = pa.table({"utt_id": recons["utt_id"], "source_id": recons["source_id"], "status": recons["status"],
                            "seed": recons["seed"], "params_code": params, "sha_code": sha})
-        return cls(_read(manifest_dir, "original", ORIGINAL_COLUMNS), recons, manifest_dir, params_values, sha_values)
+        done = cls(_read(manifest_dir, "original", ORIGINAL_COLUMNS), recons, manifest_dir, params_values, sha_values)
+        listing.release_unused()
+        return done
 
     def reusable(self, chunk: pa.Table, root: str, retry_failed: bool) -> pa.Table:
         """For each listing row of `chunk` (its paths under the folder `root`): `cached` (its described row
@@ -101,9 +109,10 @@ class Done:
             rel_root = storage.relative(root, self.manifest_dir)
             as_stored = pc.binary_join_element_wise(
                 pa.scalar(rel_root.rstrip("/") + "/"), pc.utf8_slice_codeunits(chunk["path"], len(root.rstrip("/")) + 1), "")
+        mine = _rows_of(self.originals, chunk["utt_id"])
         joined = pa.table({"utt_id": chunk["utt_id"], "path": as_stored, "file_size": chunk["file_size"],
                            "file_mtime_ns": chunk["file_mtime_ns"]}).join(
-            self.originals.rename_columns([f"m_{c}" for c in ORIGINAL_COLUMNS]), "utt_id", "m_utt_id",
+            mine.rename_columns([f"m_{c}" for c in ORIGINAL_COLUMNS]), "utt_id", "m_utt_id",
             join_type="left outer", use_threads=False)
         same = pc.and_(pc.and_(pc.equal(joined["path"], joined["m_path"]),
                                pc.equal(joined["file_size"], joined["m_file_size"])),
@@ -119,7 +128,8 @@ class Done:
     def finished(self, tasks: pa.Table, retry_failed: bool) -> pa.Table:
         """The done reconstruction rows matching `tasks` by utt_id (ok ones; failed ones too unless
         --retry-failed), with the task's seed beside the row's."""
-        recons = self.recons if not retry_failed else self.recons.filter(pc.equal(self.recons["status"], "ok"))
+        recons = _rows_of(self.recons, tasks["utt_id"])
+        recons = recons if not retry_failed else recons.filter(pc.equal(recons["status"], "ok"))
         return tasks.select(["utt_id", "seed", "source_id"]).join(
             recons.select(["utt_id", "seed", "params_code", "sha_code"]).rename_columns(
                 ["utt_id", "done_seed", "params_code", "sha_code"]), "utt_id", join_type="inner", use_threads=False)

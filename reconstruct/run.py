@@ -173,6 +173,7 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
                     piece = t.slice(k, block_rows)
                     plan.files[i].append(storage.write_atomic(dest, lambda fh, p=piece: pq.write_table(p, fh)))
         pending_chunks = []
+        listing.release_unused()
     return plan
 
 

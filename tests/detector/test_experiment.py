@@ -244,6 +244,9 @@ def test_mining_rounds_keep_the_hardest_and_random_keeps_as_many(tmp_path: Path,
     assert len(rand) == len(mined) and not (random_dir / "round1").exists() and all(m["hardness"] is None for m in rand)
     meta = (mined_dir / "final" / "meta.json").read_text()
     assert "mined.parquet" in meta  # round 2 trained on the mined selection
+    provenance = (out / "results.md").read_text()  # says how each variant chose its reconstructions
+    assert "mined = tiny/attn/racl + [no reconstructions] + the hardest 0.3 of each source's grid reconstructions" in provenance
+    assert "random = tiny/attn/racl + [no reconstructions] + a random 0.3 of each source's grid reconstructions\n" in provenance
 
 
 def test_a_reconstruction_run_takes_only_its_own_variants_from_a_shared_out_folder(tmp_path: Path, manifest: Path):
