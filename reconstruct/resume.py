@@ -1,17 +1,21 @@
-"""What an output folder already holds, read column by column, and how this run's plan relates to it.
+"""What an output folder already holds, as it bears on this run, and how the run's plan relates to it.
 
 `Done.read` reads from the output manifest only the columns a resume needs (originals: identity, status,
-duration; reconstructions: what made them), one part at a time, keeping the winning row of each utt_id.
-`Done.split` then sorts a chunk of the corpus listing into originals whose described row can be reused
-(same path, file_size and file_mtime_ns) and originals to describe, and checks that what made each
-finished reconstruction (canonical parameters, weights sha256, per-clip seed, source audio) is what this
-run would use: a difference is a Conflict naming the field, never a silent skip.
+duration; reconstructions: what made them), one batch at a time, and keeps only what concerns this run's
+corpus listing and model variants, as numbers aligned to the listing: per listing row, whether OUT holds a
+described original from the same file (same path, file_size and file_mtime_ns), its status and duration;
+per finished reconstruction of this run's variants, the listing row of its source, its variant, seed,
+parameters and weights (as codes). No utt_id or path string of OUT is held, so what a resume keeps grows
+by a few bytes per clip. `Done.reusable` and `Done.finished` then answer for a chunk of the listing, and
+`Done.conflicts` checks that what made each finished reconstruction (canonical parameters, weights sha256,
+per-clip seed) is what this run would use: a difference is a Conflict naming the field, never a silent skip.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,117 +26,191 @@ from manifests.errors import UsageError
 
 ORIGINAL_COLUMNS = ("utt_id", "path", "status", "duration_s", "file_size", "file_mtime_ns", "created_at")
 RECON_COLUMNS = ("utt_id", "source_id", "status", "seed", "params", "checkpoint_sha256", "created_at")
-RECON_KEPT = ("utt_id", "source_id", "status", "seed", "params_code", "sha_code")
+NONE, OK, FAILED = -1, 0, 1      # status codes of a listing row's original in OUT
 
 
 class Conflict(UsageError):
     """The output folder holds reconstructions that this run would make differently."""
 
 
-def _read(manifest_dir: str, kind: str, columns: tuple[str, ...], batch_rows: int = 65536) -> pa.Table:
-    """The winning row of each utt_id of one kind, only `columns` (params and checkpoint_sha256
-    dictionary-encoded: a few distinct values, not a string per row). Parts are read `batch_rows` at a time,
-    so only the rows of this kind are ever held whole."""
-    tables = []
+def _batches(manifest_dir: str, kind: str, columns: tuple[str, ...], batch_rows: int = 65536):
+    """The rows of one kind in every part of OUT's manifest, `columns` only, `batch_rows` at a time (params and
+    checkpoint_sha256 dictionary-encoded), as tables."""
     for part in manifests.part_files(manifest_dir):
         pf = pq.ParquetFile(storage.readable(part), read_dictionary=["kind", "params", "checkpoint_sha256"])
         have = set(pf.schema_arrow.names)
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in (*columns, "kind") if c in have]):
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in (*columns, "kind") if c in have],
+                                     use_threads=False):
             t = pa.Table.from_batches([batch])
             t = t.filter(pc.equal(t["kind"].cast(pa.string()), kind))
-            tables.append(pa.table({c: t[c] if c in t.column_names else pa.nulls(t.num_rows, _type(c))
-                                    for c in columns}))
-    if not tables:
-        return pa.table({c: pa.array([], _type(c)) for c in columns})
-    table = pa.concat_tables(tables, promote_options="permissive")
-    keep = manifests.io.winners(table["utt_id"], table["status"], table["created_at"])
-    table = table if len(keep) == table.num_rows else table.take(keep)
-    return table.unify_dictionaries() if any(pa.types.is_dictionary(f.type) for f in table.schema) else table
-
-
-def _codes(column: pa.ChunkedArray) -> tuple[pa.Array, list]:
-    """(int32 code per row, the distinct values) of a (dictionary-encoded) column."""
-    if not pa.types.is_dictionary(column.type):
-        column = pa.chunked_array([pc.dictionary_encode(column.combine_chunks())])
-    if column.num_chunks == 0:
-        return pa.array([], pa.int32()), []
-    values = column.chunk(0).dictionary.to_pylist()
-    codes = pa.concat_arrays([c.indices.cast(pa.int32()) for c in column.chunks])
-    return codes, values
-
-
-def _rows_of(table: pa.Table, utt_ids) -> pa.Table:
-    """The rows of `table` whose utt_id is in `utt_ids` (a chunk's): the join that follows builds its hash
-    table over these, not over every row of the output folder."""
-    return table.filter(pc.is_in(table["utt_id"], value_set=pa.chunked_array(utt_ids).combine_chunks()))
+            yield pa.table({c: t[c] if c in t.column_names else pa.nulls(t.num_rows, _type(c)) for c in columns})
 
 
 def _type(column: str) -> pa.DataType:
     return manifests.SCHEMA.field(column).type
 
 
+def _stored_paths(paths: pa.Array, root: str, manifest_dir: str) -> pa.Array:
+    """Listing paths (under the folder `root`) in the form the manifest stores them: relative to its folder
+    when they could be."""
+    if not manifest_dir or storage.relative(root, manifest_dir) == root:
+        return paths
+    rel_root = storage.relative(root, manifest_dir)
+    return pc.binary_join_element_wise(pa.scalar(rel_root.rstrip("/") + "/"),
+                                       pc.utf8_slice_codeunits(paths, len(root.rstrip("/")) + 1), "")
+
+
+def _winners(key: np.ndarray, status_ok: np.ndarray, created_ns: np.ndarray) -> np.ndarray:
+    """Indices of the row that wins each key: ok over failed, then the newest (as manifests.io.winners)."""
+    return manifests.io.winners(pa.chunked_array([pa.array(key)]), pa.chunked_array([pa.array(np.where(status_ok, "ok", "failed"))]),
+                                pa.chunked_array([pa.array(created_ns, pa.timestamp("ns"))])).to_numpy()
+
+
+class _Codes:
+    """Global int32 codes of the few distinct values of a dictionary column, across batches."""
+
+    def __init__(self):
+        self.values: list = []
+        self._index: dict = {}
+
+    def of(self, column: pa.ChunkedArray) -> np.ndarray:
+        out = []
+        for chunk in column.chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                chunk = pc.dictionary_encode(chunk)
+            local = np.array([self._code(v) for v in chunk.dictionary.to_pylist()] + [-1], np.int32)
+            idx = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            out.append(local[idx])
+        return np.concatenate(out) if out else np.zeros(0, np.int32)
+
+    def _code(self, value) -> int:
+        if value not in self._index:
+            self._index[value] = len(self.values)
+            self.values.append(value)
+        return self._index[value]
+
+
 @dataclasses.dataclass
 class Done:
-    originals: pa.Table      # ORIGINAL_COLUMNS, paths as stored (relative to the manifest folder when they could be)
-    recons: pa.Table         # RECON_KEPT: params and checkpoint_sha256 as codes into the two lists below
+    status: np.ndarray        # per listing row: NONE / OK / FAILED of its original in OUT
+    same: np.ndarray          # per listing row: OUT's original was made from the same file (path, size, mtime)
+    identified: np.ndarray    # per listing row: OUT's original recorded a file identity (size)
+    duration_s: np.ndarray    # per listing row: OUT's original's duration (NaN when none)
+    has_recons: np.ndarray    # per listing row: OUT holds reconstructions of it (any model)
+    recons: pa.Table          # finished reconstructions of this run's variants: row, variant, ok, seed, params_code, sha_code
     manifest_dir: str = ""
     params_values: list = dataclasses.field(default_factory=list)
     sha_values: list = dataclasses.field(default_factory=list)
 
     @classmethod
-    def read(cls, manifest_dir: str) -> "Done":
+    def read(cls, manifest_dir: str, table: pa.Table, root: str, variants: list[str]) -> "Done":
+        """What OUT's manifest holds about the listing `table` (paths under `root`) and `variants`."""
         if storage.kind(manifest_dir) != storage.DIR or not manifests.part_files(manifest_dir):
-            empty = {c: pa.array([], _type(c)) for c in ORIGINAL_COLUMNS}
-            recons = {c: pa.array([], pa.int32() if c.endswith("_code") else _type(c)) for c in RECON_KEPT}
-            return cls(pa.table(empty), pa.table(recons), manifest_dir)
-        return manifests.io.over_moving_parts(cls._read, manifest_dir)
-
-    @classmethod
-    def _read(cls, manifest_dir: str) -> "Done":
-        recons = _read(manifest_dir, "reconstruction", RECON_COLUMNS)
-        params, params_values = _codes(recons["params"])
-        sha, sha_values = _codes(recons["checkpoint_sha256"])
-        recons = pa.table({"utt_id": recons["utt_id"], "source_id": recons["source_id"], "status": recons["status"],
-                           "seed": recons["seed"], "params_code": params, "sha_code": sha})
-        done = cls(_read(manifest_dir, "original", ORIGINAL_COLUMNS), recons, manifest_dir, params_values, sha_values)
+            return cls._nothing(table.num_rows, manifest_dir)
+        done = manifests.io.over_moving_parts(cls._read, manifest_dir, table, root, variants)
         listing.release_unused()
         return done
 
-    def reusable(self, chunk: pa.Table, root: str, retry_failed: bool) -> pa.Table:
-        """For each listing row of `chunk` (its paths under the folder `root`): `cached` (its described row
-        can be reused: same path, size and mtime; a failed one only without --retry-failed), `status`,
-        `duration_s`, and `changed` (a row exists for its utt_id, made from another path or another
-        version of the file, or by a version of this toolkit that did not record file identities)."""
-        # the manifest stores a path relative to its folder when it can: the listing's in the same form
-        as_stored = chunk["path"]
-        if self.manifest_dir and storage.relative(root, self.manifest_dir) != root:
-            rel_root = storage.relative(root, self.manifest_dir)
-            as_stored = pc.binary_join_element_wise(
-                pa.scalar(rel_root.rstrip("/") + "/"), pc.utf8_slice_codeunits(chunk["path"], len(root.rstrip("/")) + 1), "")
-        mine = _rows_of(self.originals, chunk["utt_id"])
-        joined = pa.table({"utt_id": chunk["utt_id"], "path": as_stored, "file_size": chunk["file_size"],
-                           "file_mtime_ns": chunk["file_mtime_ns"]}).join(
-            mine.rename_columns([f"m_{c}" for c in ORIGINAL_COLUMNS]), "utt_id", "m_utt_id",
-            join_type="left outer", use_threads=False)
-        same = pc.and_(pc.and_(pc.equal(joined["path"], joined["m_path"]),
-                               pc.equal(joined["file_size"], joined["m_file_size"])),
-                       pc.equal(joined["file_mtime_ns"], joined["m_file_mtime_ns"]))
-        same = pc.fill_null(same, False)
-        ok = pc.fill_null(pc.equal(joined["m_status"], "ok"), False)
-        cached = pc.and_(same, pc.or_(ok, pa.scalar(not retry_failed)))
-        changed = pc.and_(pc.is_valid(joined["m_status"]), pc.invert(same))
-        return pa.table({"utt_id": joined["utt_id"], "cached": cached, "status": joined["m_status"],
-                         "duration_s": joined["m_duration_s"], "changed": changed,
-                         "m_file_size": joined["m_file_size"]})
+    @classmethod
+    def _nothing(cls, n: int, manifest_dir: str) -> "Done":
+        """An output folder that holds nothing yet, for a listing of n rows."""
+        recons = pa.table({"row": pa.array([], pa.int32()), "variant": pa.array([], pa.int32()),
+                           "ok": pa.array([], pa.bool_()), "seed": pa.array([], pa.int64()),
+                           "params_code": pa.array([], pa.int32()), "sha_code": pa.array([], pa.int32())})
+        return cls(np.full(n, NONE, np.int8), np.zeros(n, bool), np.zeros(n, bool), np.full(n, np.nan),
+                   np.zeros(n, bool), recons, manifest_dir)
 
-    def finished(self, tasks: pa.Table, retry_failed: bool) -> pa.Table:
-        """The done reconstruction rows matching `tasks` by utt_id (ok ones; failed ones too unless
-        --retry-failed), with the task's seed beside the row's."""
-        recons = _rows_of(self.recons, tasks["utt_id"])
-        recons = recons if not retry_failed else recons.filter(pc.equal(recons["status"], "ok"))
-        return tasks.select(["utt_id", "seed", "source_id"]).join(
-            recons.select(["utt_id", "seed", "params_code", "sha_code"]).rename_columns(
-                ["utt_id", "done_seed", "params_code", "sha_code"]), "utt_id", join_type="inner", use_threads=False)
+    @classmethod
+    def _read(cls, manifest_dir: str, table: pa.Table, root: str, variants: list[str]) -> "Done":
+        n = table.num_rows
+        ids = table["utt_id"].combine_chunks()
+        paths = table["path"]
+        rows, ok, created, same, identified, duration = [], [], [], [], [], []
+        for t in _batches(manifest_dir, "original", ORIGINAL_COLUMNS):
+            r = pc.index_in(t["utt_id"], value_set=ids)
+            t, r = t.filter(pc.is_valid(r)), r.filter(pc.is_valid(r))
+            if not len(r):
+                continue
+            here = _stored_paths(paths.take(r), root, manifest_dir)
+            eq = pc.and_(pc.and_(pc.equal(t["path"], here), pc.equal(t["file_size"], table["file_size"].take(r))),
+                         pc.equal(t["file_mtime_ns"], table["file_mtime_ns"].take(r)))
+            rows.append(r.to_numpy(zero_copy_only=False))
+            ok.append(pc.fill_null(pc.equal(t["status"], "ok"), False).to_numpy(zero_copy_only=False))
+            created.append(pc.fill_null(t["created_at"].cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
+            same.append(pc.fill_null(eq, False).to_numpy(zero_copy_only=False))
+            identified.append(pc.is_valid(t["file_size"]).to_numpy(zero_copy_only=False))
+            duration.append(pc.fill_null(t["duration_s"].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+        done = cls._nothing(n, manifest_dir)
+        if rows:
+            rows, ok, created = np.concatenate(rows), np.concatenate(ok), np.concatenate(created)
+            win = _winners(rows, ok, created)
+            at = rows[win]
+            done.status[at] = np.where(ok[win], OK, FAILED)
+            done.same[at] = np.concatenate(same)[win]
+            done.identified[at] = np.concatenate(identified)[win]
+            done.duration_s[at] = np.concatenate(duration)[win]
+
+        params, shas = _Codes(), _Codes()
+        keys, ok, created, seed, pcode, scode = [], [], [], [], [], []
+        for t in _batches(manifest_dir, "reconstruction", RECON_COLUMNS):
+            r = pc.index_in(t["source_id"], value_set=ids)
+            t, r = t.filter(pc.is_valid(r)), r.filter(pc.is_valid(r))
+            if not len(r):
+                continue
+            r = r.to_numpy(zero_copy_only=False)
+            done.has_recons[r] = True
+            variant = np.full(len(r), -1, np.int64)
+            for v, name in enumerate(variants):
+                mine = pc.equal(t["utt_id"], pc.binary_join_element_wise(t["source_id"], pa.scalar(f"__{name}"), ""))
+                variant[pc.fill_null(mine, False).to_numpy(zero_copy_only=False)] = v
+            keep = variant >= 0
+            if not keep.any():
+                continue
+            t = t.filter(pa.array(keep))
+            keys.append(r[keep].astype(np.int64) * max(len(variants), 1) + variant[keep])
+            ok.append(pc.fill_null(pc.equal(t["status"], "ok"), False).to_numpy(zero_copy_only=False))
+            created.append(pc.fill_null(t["created_at"].cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
+            seed.append(t["seed"].to_numpy())
+            pcode.append(params.of(t["params"]))
+            scode.append(shas.of(t["checkpoint_sha256"]))
+        if keys:
+            keys, ok, created = np.concatenate(keys), np.concatenate(ok), np.concatenate(created)
+            win = _winners(keys, ok, created)
+            k = keys[win]
+            done.recons = pa.table({"row": pa.array((k // max(len(variants), 1)).astype(np.int32)),
+                                    "variant": pa.array((k % max(len(variants), 1)).astype(np.int32)),
+                                    "ok": pa.array(ok[win]), "seed": pa.array(np.concatenate(seed)[win]),
+                                    "params_code": pa.array(np.concatenate(pcode)[win]),
+                                    "sha_code": pa.array(np.concatenate(scode)[win])})
+        done.params_values, done.sha_values = params.values, shas.values
+        return done
+
+    def reusable(self, rows: np.ndarray, retry_failed: bool) -> pa.Table:
+        """For the listing rows `rows` (indices): `cached` (the described row in OUT can be reused: same path,
+        size and mtime; a failed one only without --retry-failed), `status` (ok, failed or null), `duration_s`,
+        `changed` (a row exists for its utt_id, made from another path or another version of the file, or by a
+        version of this toolkit that did not record file identities), `identified` and `has_recons`."""
+        status, same = self.status[rows], self.same[rows]
+        cached = same & (status != NONE) & ((status == OK) | (not retry_failed))
+        return pa.table({"cached": pa.array(cached),
+                         "status": pa.array(np.where(status == OK, "ok", "failed").astype(object), pa.string(),
+                                            mask=status == NONE),
+                         "duration_s": pa.array(self.duration_s[rows], from_pandas=True),
+                         "changed": pa.array((status != NONE) & ~same),
+                         "identified": pa.array(self.identified[rows]),
+                         "has_recons": pa.array(self.has_recons[rows])})
+
+    def finished(self, tasks: pa.Table, rows: pa.Array, variant: int, retry_failed: bool) -> pa.Table:
+        """The done reconstruction rows matching `tasks` (whose sources are the listing rows `rows`) of the
+        variant with index `variant` (ok ones; failed ones too unless --retry-failed), with the task's seed
+        beside the row's."""
+        recons = self.recons.filter(pc.equal(self.recons["variant"], variant))
+        if retry_failed:
+            recons = recons.filter(recons["ok"])
+        mine = pa.table({"utt_id": tasks["utt_id"], "seed": tasks["seed"], "source_id": tasks["source_id"],
+                         "row": rows.cast(pa.int32())})
+        return mine.join(recons.select(["row", "seed", "params_code", "sha_code"]).rename_columns(
+            ["row", "done_seed", "params_code", "sha_code"]), "row", join_type="inner", use_threads=False)
 
     def conflicts(self, finished: pa.Table, params: dict, weights_sha: str | None, variant: str) -> str | None:
         """Why finished reconstructions of `variant` cannot count as this run's, or None: another per-clip

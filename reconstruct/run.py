@@ -13,6 +13,7 @@ import os
 import uuid
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -94,11 +95,7 @@ def _root(paths: pa.ChunkedArray) -> str:
 def _source_changed(done: Done, chunk: pa.Table, reuse: pa.Table) -> None:
     """A source re-listed with another path, size or mtime, whose reconstructions OUT already holds: its
     audio must be the same (hashed now; only such sources are), else the run stops (Conflict)."""
-    changed = reuse.filter(pc.and_(reuse["changed"], pc.is_valid(reuse["m_file_size"])))["utt_id"]
-    if not len(changed):
-        return
-    with_recons = pc.is_in(changed, value_set=done.recons["source_id"].combine_chunks().unique())
-    changed = changed.filter(with_recons)
+    changed = chunk["utt_id"].filter(pc.and_(pc.and_(reuse["changed"], reuse["identified"]), reuse["has_recons"]))
     if not len(changed):
         return
     stored = _stored_sha(done.manifest_dir, changed)
@@ -128,9 +125,12 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
     shas = [weights_sha256(s) for s in specs]
     plan = Plan({i: [] for i in range(len(specs))})
     pending_chunks: list[tuple[int, pa.Table]] = []
+    offset = 0
     for c, chunk in enumerate(table.to_batches(max_chunksize=listing.CHUNK)):
         chunk = pa.Table.from_batches([chunk])
-        reuse = done.reusable(chunk, root, cfg.retry_failed)
+        rows = np.arange(offset, offset + chunk.num_rows, dtype=np.int64)
+        offset += chunk.num_rows
+        reuse = done.reusable(rows, cfg.retry_failed)
         _source_changed(done, chunk, reuse)
         cached = reuse["cached"]
         failed = pc.and_(cached, pc.not_equal(pc.fill_null(reuse["status"], "ok"), "ok"))
@@ -139,12 +139,13 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
         plan.failed_originals += pc.sum(failed.cast(pa.int64())).as_py() or 0
         plan.audio_s += pc.sum(pc.fill_null(reuse["duration_s"].filter(pc.and_(cached, pc.invert(failed))), 0)).as_py() or 0.0
         usable = chunk.filter(pc.invert(failed))
+        usable_rows = pa.array(rows).filter(pc.invert(failed))
         need = pc.invert(cached.filter(pc.invert(failed)))
         need_ids = usable["utt_id"].filter(need).combine_chunks()
         plan.to_describe += len(need_ids)
         for i, spec in enumerate(specs):
             t = plan_tasks(usable, i, spec, out, root, cfg.seed)
-            finished = done.finished(t, cfg.retry_failed)
+            finished = done.finished(t, usable_rows, i, cfg.retry_failed)
             why = done.conflicts(finished, spec.params, shas[i], spec.variant)
             if why:
                 raise Conflict(f"OUT holds {why}; use another --out, or the run's original options")
@@ -199,7 +200,7 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     table = table.slice(0, cfg.limit) if cfg.limit else table
     root = _root(table["path"])
     check_plan(table, specs, out, list(BACKENDS))
-    done = Done.read(manifest_dir)
+    done = Done.read(manifest_dir, table, root, [s.variant for s in specs])
     tallies = {s.variant: ModelTally() for s in specs}
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     plan_dir = None if cfg.dry_run else storage.join(out, f".plan-{run_id}")

@@ -107,6 +107,51 @@ def test_a_resume_reads_no_audio(corpus, tmp_path, monkeypatch):
     assert rows_of(out) == before
 
 
+def test_a_source_touched_since_is_described_again_and_its_reconstruction_kept(corpus, tmp_path):
+    """Same audio, new mtime: the original's row is re-described (new identity), its finished reconstruction
+    (same audio, checked by sha256) is kept, not redone."""
+    out = tmp_path / "out"
+    assert opus(corpus, out).exit_code == 0
+    src = sorted(Path(corpus).rglob("*.flac"))[0]
+    uid = str(src.relative_to(corpus).with_suffix(""))
+    before = {r["utt_id"]: r for r in rows_of(out)}
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    r = opus(corpus, out)
+    assert r.exit_code == 0, r.output
+    after = {r["utt_id"]: r for r in rows_of(out)}
+    assert after[uid]["file_mtime_ns"] == st.st_mtime_ns + 10**9 != before[uid]["file_mtime_ns"]
+    assert after[uid]["sha256"] == before[uid]["sha256"]
+    recon = f"{uid}__opus"
+    assert after[recon]["created_at"] == before[recon]["created_at"]  # not redone
+    untouched = [u for u in before if u != uid and before[u]["kind"] == "original"]
+    assert all(after[u]["created_at"] == before[u]["created_at"] for u in untouched)
+
+
+def test_retry_failed_redoes_failed_reconstructions_and_a_plain_resume_keeps_them(corpus, tmp_path, monkeypatch):
+    from reconstruct.backends import get
+
+    cls = get("opus")
+    real, calls = cls.reconstruct, []
+
+    def fail_first(self, *a, **k):  # a transient failure of the first clip
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(cls, "reconstruct", fail_first)
+    out = tmp_path / "out"
+    assert opus(corpus, out, "--max-failure-rate", "0.5").exit_code == 0
+    failed = [r["utt_id"] for r in rows_of(out) if r["kind"] == "reconstruction" and r["status"] == "failed"]
+    assert len(failed) == 1
+    monkeypatch.setattr(cls, "reconstruct", real)
+    assert opus(corpus, out, "--max-failure-rate", "0.5").exit_code == 0  # a plain resume keeps the failed row
+    assert {r["utt_id"]: r["status"] for r in rows_of(out)}[failed[0]] == "failed"
+    assert opus(corpus, out, "--retry-failed").exit_code == 0
+    assert {r["utt_id"]: r["status"] for r in rows_of(out)}[failed[0]] == "ok"
+
+
 def test_workers_roll_small_parts_into_parts_of_a_row_budget(tmp_path, monkeypatch):
     corpus = write_corpus(tmp_path / "corpus", n_bonafide=12, n_spoof=0, seconds=0.2)
     out = tmp_path / "out"
