@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from manifests import storage
 from manifests.errors import UsageError, first_line
 
 from . import experiment_config as xc
@@ -271,7 +272,9 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
     nothing is reconstructed or trained: the runs finished so far are evaluated (cached) and reported."""
     t0 = time.time()
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if finished_only and not out.is_dir():
+        raise UsageError(f"no finished run under {out / 'runs'} to report ({out} does not exist)")
+    storage.check_writable(out)  # creates it; a place that cannot hold it is one line before any work
     train_manifests = [source_manifest(t, out) for t in exp.train]
     check_folds(exp, [tuple(train_manifests)], names_only=True)  # before reconstruction runs: a misnamed attack
     evals = [(e.name, source_manifest(e, out), e.split) for e in exp.evals]

@@ -263,3 +263,13 @@ def test_a_reconstruction_run_takes_only_its_own_variants_from_a_shared_out_fold
     assert {row["utt_id"].rsplit("__", 1)[1] for row in made[6]} == {"opus@bitrate_kbps=6"}
     assert {row["utt_id"].rsplit("__", 1)[1] for row in made[12]} == {"opus@bitrate_kbps=12"}
     assert len(made[6]) == len(made[12]) == 2
+
+
+@pytest.mark.parametrize("extra,needle", [([], "not writable"), (["--finished-only"], "does not exist")])
+def test_an_out_that_cannot_be_made_is_one_line(tmp_path: Path, manifest: Path, extra, needle):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = CliRunner().invoke(main, ["experiment", "--config", str(_config(tmp_path, manifest)),
+                                  "--out", str(blocker / "out"), *extra])
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
