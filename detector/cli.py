@@ -12,7 +12,7 @@ import sys
 import click
 
 from manifests.audio import MAX_SECONDS
-from manifests.clitools import Group
+from manifests.clitools import FiniteRange, Group
 from manifests.errors import UsageError
 
 from .config import RunConfig, load_yaml
@@ -82,7 +82,7 @@ def main() -> None:
 @click.option("--seed", type=int, help="Random seed [688].")
 @click.option("--crop", type=int, help="Samples per crop at 16 kHz [64600].")
 @click.option("--batch-size", type=int, help="Clips per batch per process, half bona fide [16].")
-@click.option("--recon-share", type=click.FloatRange(0, 1),
+@click.option("--recon-share", type=FiniteRange(0, 1),
               help="Share of a batch's spoof slots for its originals' own reconstructions "
                    "[0.5 with corpus spoofs, 1.0 without].")
 @click.option("--dev-fraction", type=float, help="Speaker share for dev when the manifest has no split [0.2].")

@@ -3,10 +3,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import click
 
 from .errors import UsageError, first_line
+
+
+class FiniteRange(click.FloatRange):
+    """click.FloatRange that also refuses nan (which every range comparison lets through)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
 
 
 class _EchoHandler(logging.Handler):

@@ -6,7 +6,7 @@ import sys
 import click
 
 from manifests import storage
-from manifests.clitools import Group, parse_kv
+from manifests.clitools import FiniteRange, Group, parse_kv
 from manifests.errors import UsageError
 
 from .cli_fit import fit
@@ -93,7 +93,7 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tu
 @click.option("--out", help="Where to write the page [RUN_DIR/report.html].")
 @click.option("--examples", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="Originals shown beside their reconstructions.")
-@click.option("--seconds", type=click.FloatRange(0.1, 60), default=4.0, show_default=True,
+@click.option("--seconds", type=FiniteRange(0.1, 60), default=4.0, show_default=True,
               help="Length of each spectrogram.")
 def report(run_dir: str, out: str | None, examples: int, seconds: float) -> None:
     """One self-contained HTML page of a run: counts, LSD/SNR histograms, originals beside their

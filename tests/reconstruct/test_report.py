@@ -84,3 +84,10 @@ def test_page_loads_in_headless_chromium(run_dir: Path, tmp_path: Path):
     title = out.split("<title>", 1)[1].split("</title>", 1)[0]
     images, audio = title.split("|")
     assert images.split(",") == ["true"] * 4 and audio == "3"
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "0", "-1"])
+def test_seconds_must_be_a_finite_number_in_range(tmp_path: Path, seconds):
+    r = CliRunner().invoke(main, ["report", str(tmp_path), "--seconds", seconds])
+    assert r.exit_code == 2 and "--seconds" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
