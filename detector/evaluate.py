@@ -9,12 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from manifests import storage
+from manifests import scores_tsv, storage
 from manifests.audio import MAX_SECONDS
 from manifests.errors import UsageError
 from manifests.io import remote_path_refusal
-
-from manifests import scores_tsv
 
 from . import checkpoint
 from .data import BONAFIDE, assign_splits, audio_files, check_classes, load_clips
@@ -228,7 +226,7 @@ def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.Path
         from .score_ray import score_sharded
 
         columns, rows, failed = score_sharded(ckpt, items, refused, out, batch_size, max_seconds, workers,
-                                              gpus_per_worker, ray_address, progress)
+                                              gpus_per_worker, ray_address, progress, sha)
     else:
         columns, rows, failed = score_rows(model, cfg, meta, items, batch_size, progress, max_seconds, refused)
     thr = float(meta.get("threshold", 0.0))

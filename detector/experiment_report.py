@@ -188,4 +188,3 @@ def _mining(v) -> str:
     scorer = f" (scored by a round-1 detector trained on {'a random draw of them' if m.round1 == 'random' else 'none of them'})" \
         if m.select == "hard" else ""
     return f" + {how} {m.keep:g} of each {m.per}'s {m.candidates} reconstructions{scorer}"
-

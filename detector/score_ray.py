@@ -55,8 +55,10 @@ class ScoreWorker:
 
 def score_sharded(ckpt: str | os.PathLike, items: list[tuple[str, str]], refused: dict[int, str],
                   out: str | os.PathLike, batch_size: int, max_seconds: float | None, workers: int,
-                  gpus_per_worker: float, ray_address: str | None, progress: bool) -> tuple[list[str], list, int]:
-    """Score `items` in shards on Ray; returns (columns, rows in input order, failed)."""
+                  gpus_per_worker: float, ray_address: str | None, progress: bool,
+                  sha: str | None = None) -> tuple[list[str], list, int]:
+    """Score `items` in shards on Ray; returns (columns, rows in input order, failed). `sha`: the weights'
+    sha256 when the caller has it already (hashed here otherwise)."""
     import ray
     import ray.data
     from tqdm import tqdm
@@ -68,7 +70,7 @@ def score_sharded(ckpt: str | os.PathLike, items: list[tuple[str, str]], refused
     ckpt = os.fspath(ckpt)
     parts_dir = f"{os.fspath(out)}.parts"
     os.makedirs(parts_dir, exist_ok=True)
-    sha = weights_sha256(ckpt)
+    sha = sha or weights_sha256(ckpt)
     shards, todo = [], []
     for k, start in enumerate(range(0, len(items), SHARD)):
         chunk = items[start:start + SHARD]

@@ -156,6 +156,8 @@ def hf_parquet_files(folder: str) -> list[str]:
     """The Parquet files of a datasets folder: under data/ when it has one (the push_to_hub layout), else
     anywhere below it; hidden files and folders skipped, sorted."""
     folder = storage.normalize(folder)
+    if not storage.is_uri(folder):
+        return sorted(_local_parquet(folder))
     data = storage.join(folder, "data")
     base = data if storage.kind(data) == storage.DIR else folder
     rel = lambda f: storage.relative(f, folder)  # noqa: E731
@@ -163,20 +165,25 @@ def hf_parquet_files(folder: str) -> list[str]:
                   and storage.suffix(f) == ".parquet" and not any(p.startswith(".") for p in rel(f).split("/")))
 
 
-def _first_parquet(folder: str) -> str | None:
-    """A Parquet file of a datasets folder (where `hf_parquet_files` looks), found without listing the whole
-    tree: a local folder is walked lazily (names only, no stat) and the walk stops at the first one, so
-    asking this of a folder of a million clips holds no list of them."""
-    if storage.is_uri(folder):
-        files = hf_parquet_files(folder)
-        return files[0] if files else None
+def _local_parquet(folder: str) -> Iterator[str]:
+    """`hf_parquet_files` of a local folder, lazily: the walk reads names only (a stat for .parquet ones), so
+    stopping at the first one holds no list of a million clips."""
     data = os.path.join(folder, "data")
     for here, dirs, files in os.walk(data if os.path.isdir(data) else folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
-            if f.lower().endswith(".parquet") and not f.startswith("."):
-                return os.path.join(here, f)
-    return None
+            path = os.path.join(here, f)
+            if storage.suffix(f) == ".parquet" and not f.startswith(".") and os.path.isfile(path):
+                yield path
+
+
+def _first_parquet(folder: str) -> str | None:
+    """A Parquet file of a datasets folder (where `hf_parquet_files` looks), found without listing the whole
+    tree of a local folder."""
+    if storage.is_uri(folder):
+        files = hf_parquet_files(folder)
+        return files[0] if files else None
+    return next(_local_parquet(folder), None)
 
 
 def is_hf_folder(path: str | os.PathLike) -> bool:

@@ -143,10 +143,17 @@ def dedupe(table: pa.Table) -> pa.Table:
 def winners(utt_id: pa.ChunkedArray, status: pa.ChunkedArray, created_at: pa.ChunkedArray) -> pa.Array:
     """Indices (ascending) of the row that wins each utt_id: ok over failed, then the newest. When every
     utt_id is unique (a compacted manifest) that is every row, found without sorting."""
-    n = len(utt_id)
-    if pc.count_distinct(utt_id, mode="all").as_py() == n:
+    return winners_by(utt_id, pc.equal(status, "ok"), created_at)
+
+
+def winners_by(key, ok, created_at) -> pa.Array:
+    """`winners` with any sortable key (e.g. integer row numbers) and the ok flags already computed; each
+    argument an Arrow array or anything `pa.array` takes (created_at: timestamps or int64 nanoseconds)."""
+    key, ok, created_at = (a if isinstance(a, (pa.Array, pa.ChunkedArray)) else pa.array(a) for a in (key, ok, created_at))
+    n = len(key)
+    if pc.count_distinct(key, mode="all").as_py() == n:
         return pa.array(np.arange(n, dtype=np.int64))
-    keys = pa.table({"u": utt_id, "ok": pc.equal(status, "ok").cast(pa.int8()),
+    keys = pa.table({"u": key, "ok": ok.cast(pa.int8()),
                      "t": pc.fill_null(created_at.cast(pa.int64()), 0), "i": pa.array(np.arange(n, dtype=np.int64))})
     keys = keys.sort_by([("u", "ascending"), ("ok", "descending"), ("t", "descending")])
     u = keys["u"].combine_chunks()

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from . import storage
 
-CHUNK = 16_384   # rows per step of the stages that follow the listing (plan, describe)
+CHUNK = 16_384   # rows per step of the stages that follow the listing (the plan, a table's import)
 ROWS = 8_192     # listing entries held as Python dicts before they become Arrow
 STRINGS = ("utt_id", "path", "label", "attack", "speaker", "language", "split", "problem")
 SCHEMA = pa.schema([*(pa.field(c, pa.string()) for c in STRINGS),

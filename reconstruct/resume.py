@@ -12,6 +12,7 @@ per-clip seed) is what this run would use: a difference is a Conflict naming the
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 
@@ -60,10 +61,33 @@ def _stored_paths(paths: pa.Array, root: str, manifest_dir: str) -> pa.Array:
                                        pc.utf8_slice_codeunits(paths, len(root.rstrip("/")) + 1), "")
 
 
-def _winners(key: np.ndarray, status_ok: np.ndarray, created_ns: np.ndarray) -> np.ndarray:
-    """Indices of the row that wins each key: ok over failed, then the newest (as manifests.io.winners)."""
-    return manifests.io.winners(pa.chunked_array([pa.array(key)]), pa.chunked_array([pa.array(np.where(status_ok, "ok", "failed"))]),
-                                pa.chunked_array([pa.array(created_ns, pa.timestamp("ns"))])).to_numpy()
+def _of_listing(t: pa.Table, column: str, ids: pa.Array) -> tuple[pa.Table, np.ndarray]:
+    """The rows of a batch whose `column` names a clip of the listing (utt_ids `ids`), and those clips'
+    listing rows."""
+    r = pc.index_in(t[column], value_set=ids)
+    valid = pc.is_valid(r)
+    return t.filter(valid), r.filter(valid).to_numpy(zero_copy_only=False)
+
+
+class _Kept:
+    """Columns of OUT's rows, batch by batch, each row under an integer key; then the row that wins each key
+    (ok over failed, then the newest: as a manifest read keeps one row per utt_id)."""
+
+    def __init__(self):
+        self.columns: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+
+    def add(self, key: np.ndarray, t: pa.Table, **columns: np.ndarray) -> None:
+        ok = pc.fill_null(pc.equal(t["status"], "ok"), False).to_numpy(zero_copy_only=False)
+        created = pc.fill_null(t["created_at"].cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        for name, values in {"key": key, "ok": ok, "created": created, **columns}.items():
+            self.columns[name].append(values)
+
+    def winners(self) -> dict[str, np.ndarray] | None:
+        if not self.columns:
+            return None
+        c = {name: np.concatenate(parts) for name, parts in self.columns.items()}
+        win = manifests.io.winners_by(c["key"], c["ok"], c["created"]).to_numpy()
+        return {name: values[win] for name, values in c.items()}
 
 
 class _Codes:
@@ -122,42 +146,31 @@ class Done:
 
     @classmethod
     def _read(cls, manifest_dir: str, table: pa.Table, root: str, variants: list[str]) -> "Done":
-        n = table.num_rows
         ids = table["utt_id"].combine_chunks()
-        paths = table["path"]
-        rows, ok, created, same, identified, duration = [], [], [], [], [], []
+        originals = _Kept()
         for t in _batches(manifest_dir, "original", ORIGINAL_COLUMNS):
-            r = pc.index_in(t["utt_id"], value_set=ids)
-            t, r = t.filter(pc.is_valid(r)), r.filter(pc.is_valid(r))
+            t, r = _of_listing(t, "utt_id", ids)
             if not len(r):
                 continue
-            here = _stored_paths(paths.take(r), root, manifest_dir)
-            eq = pc.and_(pc.and_(pc.equal(t["path"], here), pc.equal(t["file_size"], table["file_size"].take(r))),
-                         pc.equal(t["file_mtime_ns"], table["file_mtime_ns"].take(r)))
-            rows.append(r.to_numpy(zero_copy_only=False))
-            ok.append(pc.fill_null(pc.equal(t["status"], "ok"), False).to_numpy(zero_copy_only=False))
-            created.append(pc.fill_null(t["created_at"].cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
-            same.append(pc.fill_null(eq, False).to_numpy(zero_copy_only=False))
-            identified.append(pc.is_valid(t["file_size"]).to_numpy(zero_copy_only=False))
-            duration.append(pc.fill_null(t["duration_s"].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
-        done = cls._nothing(n, manifest_dir)
-        if rows:
-            rows, ok, created = np.concatenate(rows), np.concatenate(ok), np.concatenate(created)
-            win = _winners(rows, ok, created)
-            at = rows[win]
-            done.status[at] = np.where(ok[win], OK, FAILED)
-            done.same[at] = np.concatenate(same)[win]
-            done.identified[at] = np.concatenate(identified)[win]
-            done.duration_s[at] = np.concatenate(duration)[win]
+            here = _stored_paths(table["path"].take(r), root, manifest_dir)
+            same = pc.and_(pc.and_(pc.equal(t["path"], here), pc.equal(t["file_size"], table["file_size"].take(r))),
+                           pc.equal(t["file_mtime_ns"], table["file_mtime_ns"].take(r)))
+            originals.add(r, t, same=pc.fill_null(same, False).to_numpy(zero_copy_only=False),
+                          identified=pc.is_valid(t["file_size"]).to_numpy(zero_copy_only=False),
+                          duration=pc.fill_null(t["duration_s"].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+        done = cls._nothing(table.num_rows, manifest_dir)
+        won = originals.winners()
+        if won:
+            at = won["key"]
+            done.status[at] = np.where(won["ok"], OK, FAILED)
+            done.same[at], done.identified[at], done.duration_s[at] = won["same"], won["identified"], won["duration"]
 
-        params, shas = _Codes(), _Codes()
-        keys, ok, created, seed, pcode, scode = [], [], [], [], [], []
+        n_variants = max(len(variants), 1)  # a reconstruction's key: its source's listing row and its variant
+        params, shas, recons = _Codes(), _Codes(), _Kept()
         for t in _batches(manifest_dir, "reconstruction", RECON_COLUMNS):
-            r = pc.index_in(t["source_id"], value_set=ids)
-            t, r = t.filter(pc.is_valid(r)), r.filter(pc.is_valid(r))
+            t, r = _of_listing(t, "source_id", ids)
             if not len(r):
                 continue
-            r = r.to_numpy(zero_copy_only=False)
             done.has_recons[r] = True
             variant = np.full(len(r), -1, np.int64)
             for v, name in enumerate(variants):
@@ -167,34 +180,26 @@ class Done:
             if not keep.any():
                 continue
             t = t.filter(pa.array(keep))
-            keys.append(r[keep].astype(np.int64) * max(len(variants), 1) + variant[keep])
-            ok.append(pc.fill_null(pc.equal(t["status"], "ok"), False).to_numpy(zero_copy_only=False))
-            created.append(pc.fill_null(t["created_at"].cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
-            seed.append(t["seed"].to_numpy())
-            pcode.append(params.of(t["params"]))
-            scode.append(shas.of(t["checkpoint_sha256"]))
-        if keys:
-            keys, ok, created = np.concatenate(keys), np.concatenate(ok), np.concatenate(created)
-            win = _winners(keys, ok, created)
-            k = keys[win]
-            done.recons = pa.table({"row": pa.array((k // max(len(variants), 1)).astype(np.int32)),
-                                    "variant": pa.array((k % max(len(variants), 1)).astype(np.int32)),
-                                    "ok": pa.array(ok[win]), "seed": pa.array(np.concatenate(seed)[win]),
-                                    "params_code": pa.array(np.concatenate(pcode)[win]),
-                                    "sha_code": pa.array(np.concatenate(scode)[win])})
+            recons.add(r[keep].astype(np.int64) * n_variants + variant[keep], t, seed=t["seed"].to_numpy(),
+                       params_code=params.of(t["params"]), sha_code=shas.of(t["checkpoint_sha256"]))
+        won = recons.winners()
+        if won:
+            done.recons = pa.table({"row": pa.array((won["key"] // n_variants).astype(np.int32)),
+                                    "variant": pa.array((won["key"] % n_variants).astype(np.int32)),
+                                    "ok": pa.array(won["ok"]), "seed": pa.array(won["seed"]),
+                                    "params_code": pa.array(won["params_code"]), "sha_code": pa.array(won["sha_code"])})
         done.params_values, done.sha_values = params.values, shas.values
         return done
 
     def reusable(self, rows: np.ndarray, retry_failed: bool) -> pa.Table:
         """For the listing rows `rows` (indices): `cached` (the described row in OUT can be reused: same path,
-        size and mtime; a failed one only without --retry-failed), `status` (ok, failed or null), `duration_s`,
+        size and mtime; a failed one only without --retry-failed), `ok` (OUT's row of it is ok), `duration_s`,
         `changed` (a row exists for its utt_id, made from another path or another version of the file, or by a
         version of this toolkit that did not record file identities), `identified` and `has_recons`."""
         status, same = self.status[rows], self.same[rows]
         cached = same & (status != NONE) & ((status == OK) | (not retry_failed))
         return pa.table({"cached": pa.array(cached),
-                         "status": pa.array(np.where(status == OK, "ok", "failed").astype(object), pa.string(),
-                                            mask=status == NONE),
+                         "ok": pa.array(status == OK),
                          "duration_s": pa.array(self.duration_s[rows], from_pandas=True),
                          "changed": pa.array((status != NONE) & ~same),
                          "identified": pa.array(self.identified[rows]),

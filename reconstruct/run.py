@@ -133,7 +133,7 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
         reuse = done.reusable(rows, cfg.retry_failed)
         _source_changed(done, chunk, reuse)
         cached = reuse["cached"]
-        failed = pc.and_(cached, pc.not_equal(pc.fill_null(reuse["status"], "ok"), "ok"))
+        failed = pc.and_(cached, pc.invert(reuse["ok"]))  # described before, and failed: not reconstructed
         plan.originals += chunk.num_rows
         plan.cached += pc.sum(cached.cast(pa.int64())).as_py() or 0
         plan.failed_originals += pc.sum(failed.cast(pa.int64())).as_py() or 0
