@@ -27,12 +27,13 @@ from reconstruct import resume, run  # noqa: E402
 from reconstruct.cli import main as cli  # noqa: E402
 
 PROC = psutil.Process()
-PEAK = [0]
+PEAK = [0, 0]  # since the stage began, since the process began
 
 
 def _poll() -> None:
     while True:
-        PEAK[0] = max(PEAK[0], PROC.memory_info().rss)
+        rss = PROC.memory_info().rss
+        PEAK[0], PEAK[1] = max(PEAK[0], rss), max(PEAK[1], rss)
         time.sleep(0.01)
 
 
@@ -68,7 +69,7 @@ def main() -> None:
     try:
         cli(argv, standalone_mode=False)
     finally:
-        print(f"process peak RSS {max(PEAK[0], PROC.memory_info().rss) / 2 ** 20:.0f} MiB")
+        print(f"process peak RSS {max(PEAK[1], PROC.memory_info().rss) / 2 ** 20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ folder; every clip the same bytes, which no stage depends on) and times, each as
 
 `--again N` times only 4 and 5, over the finished run an earlier `--clips N --work DIR` left in DIR.
 
-Each line gives wall seconds and the peak RSS of that process alone (polled every 20 ms; Ray's own
-processes are not counted). The last lines give the driver's peak growth per clip between the
-smallest and the largest N, and the run's throughput per clip relative to the smallest N.
+Each line gives wall seconds and two peak RSS of that process alone (polled every 20 ms; Ray's own
+processes are not counted): `work`, until the command printed its last line (its result), and `peak`,
+of the whole process, which adds the interpreter's teardown (unloading torch lifts RSS by ~120 MiB for a
+moment, at any corpus size, so below ~500,000 clips that fixed moment is the whole-process peak and hides
+the growth). The last lines give the driver's growth per clip between the smallest and the largest N, by
+both peaks, and the run's time per clip relative to the smallest N.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,23 +54,37 @@ def build_corpus(root: Path, n: int, seconds: float) -> None:
         (folder / f"c{i:07d}.flac").write_bytes(data)
 
 
-def measure(cmd: list[str]) -> tuple[float, float, int]:
-    """(wall s, peak RSS MiB of the process itself, exit code)."""
+def measure(cmd: list[str]) -> tuple[float, float, float, int]:
+    """(wall s, peak RSS MiB of the process itself until it printed its last line, peak RSS MiB of the whole
+    process, exit code). The first is the driver's work; the second adds the interpreter's teardown, where
+    unloading torch alone lifts RSS by ~120 MiB for a moment at any corpus size."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HARDSPOOF_NO_BAR="1", PYTHONPATH=str(REPO))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ps, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps, peak, at_last_line = psutil.Process(proc.pid), [0], [None]
+
+    def follow_stdout() -> None:  # the peak so far, each time the command prints a line
+        for _ in proc.stdout:
+            at_last_line[0] = max(peak[0], ps_rss())
+
+    def ps_rss() -> int:
         try:
-            peak = max(peak, ps.memory_info().rss)
+            return ps.memory_info().rss
         except psutil.NoSuchProcess:
-            break
+            return 0
+
+    reader = threading.Thread(target=follow_stdout, daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        peak[0] = max(peak[0], ps_rss())
         time.sleep(0.02)
+    reader.join()
     err = proc.stderr.read()
     wall = time.perf_counter() - start
     if proc.returncode:
         print(f"  ! {' '.join(cmd[2:5])} exited {proc.returncode}: {err.strip().splitlines()[-1:]}", flush=True)
-    return wall, peak / 2**20, proc.returncode
+    work = peak[0] if at_last_line[0] is None else at_last_line[0]  # printed nothing: only the whole peak is known
+    return wall, work / 2**20, peak[0] / 2**20, proc.returncode
 
 
 def main() -> None:
@@ -93,7 +111,7 @@ def main() -> None:
     py = sys.executable
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; model {args.model}, {args.seconds} s clips, "
           f"{args.workers} Ray workers", flush=True)
-    print(f"{'clips':>9} {'stage':<16} {'wall s':>9} {'peak MiB':>9} {'per clip':>12}", flush=True)
+    print(f"{'clips':>9} {'stage':<16} {'wall s':>9} {'work MiB':>9} {'peak MiB':>9} {'per clip':>12}", flush=True)
     results = {}
     for n in sorted(set(args.clips) | set(args.plan_only) | set(args.again)):
         full, again = n in args.clips, n in args.again and n not in args.clips
@@ -118,17 +136,17 @@ def main() -> None:
         stages = stages if full else [stages[3], stages[4]] if again else stages[:2]
         results[n] = {}
         for name, cmd in stages:
-            wall, peak, rc = measure(cmd)
-            results[n][name] = (wall, peak)
+            wall, working, peak, rc = measure(cmd)
+            results[n][name] = (wall, working, peak)
             per = f"{wall / n * 1e3:.3f} ms" if rc == 0 else "failed"
-            print(f"{n:>9} {name:<16} {wall:>9.1f} {peak:>9.0f} {per:>12}", flush=True)
+            print(f"{n:>9} {name:<16} {wall:>9.1f} {working:>9.0f} {peak:>9.0f} {per:>12}", flush=True)
     for name in ("dry-run", "run", "resume no-op", "dry-run (done)"):
         sizes = sorted(n for n in results if name in results[n])
         if len(sizes) < 2:
             continue
         lo, hi = sizes[0], sizes[-1]
-        growth = (results[hi][name][1] - results[lo][name][1]) * 1024 / (hi - lo)
-        print(f"driver peak growth, {name}: {growth:.3f} KiB/clip ({lo} -> {hi} clips)")
+        working, peak = ((results[hi][name][k] - results[lo][name][k]) * 1024 / (hi - lo) for k in (1, 2))
+        print(f"driver growth per clip, {name}: work {working:.3f} KiB, whole process {peak:.3f} KiB ({lo} -> {hi} clips)")
         if name == "run":
             ratio = (results[hi]["run"][0] / hi) / (results[lo]["run"][0] / lo)
             print(f"run time per clip at {hi} clips / at {lo} clips: {ratio:.2f}")

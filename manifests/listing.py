@@ -71,15 +71,31 @@ def table_from_rows(rows: Iterator[dict]) -> pa.Table:
     for r in rows:
         buf.append(r)
         if len(buf) == ROWS:
-            chunks.append(_chunk(buf, listed))
+            chunks.append(encode(_chunk(buf, listed)))
             buf = []
+            release_unused()
     if buf or not chunks:
-        chunks.append(_chunk(buf, listed))
-    table = pa.concat_tables(chunks).combine_chunks()  # contiguous: the chunks' scattered blocks can go back
+        chunks.append(encode(_chunk(buf, listed)))
+    # one dictionary per column, then contiguous (so the chunks' scattered blocks can go back), a column at a
+    # time: the copy never holds more than the listing and its largest column
+    table = pa.concat_tables(chunks).unify_dictionaries()
     del chunks
-    table = encode(table)
+    columns = {}
+    for name in table.column_names:
+        columns[name] = _narrow(table[name].combine_chunks())
+        table = table.drop_columns([name])
     release_unused()
-    return table
+    return pa.table(columns)
+
+
+def _narrow(column: pa.Array) -> pa.Array:
+    """A dictionary column with the narrowest indices its dictionary allows (one byte a row for a few labels,
+    two for up to 32,767 speakers) instead of Arrow's four."""
+    if not pa.types.is_dictionary(column.type):
+        return column
+    n = len(column.dictionary)
+    index = pa.int8() if n < 2 ** 7 else pa.int16() if n < 2 ** 15 else pa.int32()
+    return column.cast(pa.dictionary(index, column.type.value_type))
 
 
 def release_unused() -> None:
@@ -110,8 +126,25 @@ def encode(table: pa.Table) -> pa.Table:
     return table
 
 
-def duplicates(utt_ids: pa.ChunkedArray | pa.Array) -> str | None:
-    """The first utt_id that occurs twice, or None (Arrow hash counts, no Python set)."""
-    counts = pc.value_counts(utt_ids)
-    dup = counts.filter(pc.greater(counts.field("counts"), 1))
-    return dup.field("values")[0].as_py() if len(dup) else None
+def duplicates(values: pa.ChunkedArray | pa.Array) -> str | None:
+    """The smallest value that occurs twice, or None. By sorting, not hashing: an ascending column (a folder's
+    listing) costs nothing but a pass, any other a sort order (8 bytes a row), never a hash table of every
+    string; both compare neighbours CHUNK rows at a time."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) and values.num_chunks != 1 else \
+        values.chunk(0) if isinstance(values, pa.ChunkedArray) else values
+    order = None if _ascending(values) else pc.sort_indices(values)
+    for start in range(0, len(values) - 1, CHUNK):
+        run = values.slice(start, CHUNK + 1) if order is None else values.take(order.slice(start, CHUNK + 1))
+        same = pc.equal(run.slice(0, len(run) - 1), run.slice(1))
+        if pc.any(same).as_py():
+            return run.slice(0, len(run) - 1).filter(pc.fill_null(same, False))[0].as_py()
+    return None
+
+
+def _ascending(values: pa.Array) -> bool:
+    """Every value above the one before it (so no two equal), checked CHUNK rows at a time."""
+    for start in range(0, len(values) - 1, CHUNK):
+        run = values.slice(start, CHUNK + 1)
+        if not pc.all(pc.less(run.slice(0, len(run) - 1), run.slice(1))).as_py():
+            return False
+    return True

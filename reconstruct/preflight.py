@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests import storage
+from manifests.listing import CHUNK, duplicates
 
 from manifests.errors import UsageError
 
@@ -59,6 +60,28 @@ def _reserved(names: list[str]) -> str:
     return rf"__(?:{alternatives})(?:@.*)?$"
 
 
+def _stems(paths):
+    """Paths without their suffix: what names a clip's output files."""
+    return pc.replace_substring_regex(paths, r"\.[^./]*$", "")
+
+
+def _shared_stem(table: pa.Table) -> str | None:
+    """The first path stem two clips share, or None. Where every stem is one prefix + the clip's utt_id (a
+    folder's listing: root/ + utt_id; an ASVspoof protocol: root/flac/ + utt_id) stems are as distinct as
+    utt_ids, so no column of stems is built; checked CHUNK rows at a time."""
+    if not table.num_rows:
+        return None
+    first = table.slice(0, 1).select(["utt_id", "path"]).to_pylist()[0]
+    stem0 = _stems(pa.array([first["path"]]))[0].as_py()
+    prefix = stem0[: len(stem0) - len(first["utt_id"])] if stem0.endswith(first["utt_id"]) else None
+    if prefix is not None and all(
+            pc.all(pc.equal(_stems(c["path"]), pc.binary_join_element_wise(pa.scalar(prefix), c["utt_id"], ""))).as_py()
+            for c in (table.slice(start, CHUNK) for start in range(0, table.num_rows, CHUNK))):
+        dup = duplicates(table["utt_id"])
+        return None if dup is None else prefix + dup
+    return duplicates(_stems(table["path"]))
+
+
 def check_plan(listing: pa.Table, specs: list, out: str, backend_names: list[str]) -> None:
     """Refuse a plan that would overwrite, before any work (columnar checks on the corpus listing): a
     corpus utt_id with a reconstruction's suffix (its row would be replaced by the reconstruction of
@@ -74,12 +97,9 @@ def check_plan(listing: pa.Table, specs: list, out: str, backend_names: list[str
     if len(inside):
         raise UsageError(f"the corpus clip {inside[0].as_py()} lies in {audio}, where reconstructions are written; "
                          "choose an --out outside the corpus audio")
-    stems = pc.replace_substring_regex(listing["path"], r"\.[^./]*$", "")
-    counts = pc.value_counts(stems)
-    dup = counts.filter(pc.greater(counts.field("counts"), 1))
-    if len(dup):
-        stem = dup.field("values")[0].as_py()
-        pair = listing.filter(pc.equal(stems, stem)).select(["utt_id", "path"]).to_pylist()[:2]
+    stem = _shared_stem(listing)
+    if stem is not None:
+        pair = listing.filter(pc.equal(_stems(listing["path"]), stem)).select(["utt_id", "path"]).to_pylist()[:2]
         raise UsageError(f"corpus clips {pair[0]['utt_id']!r} ({pair[0]['path']}) and {pair[1]['utt_id']!r} "
                          f"({pair[1]['path']}) would both be reconstructed to one file (output names drop the "
                          "suffix); rename or drop one of them")

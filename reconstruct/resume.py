@@ -34,7 +34,7 @@ class Conflict(UsageError):
     """The output folder holds reconstructions that this run would make differently."""
 
 
-def _batches(manifest_dir: str, kind: str, columns: tuple[str, ...], batch_rows: int = 65536):
+def _batches(manifest_dir: str, kind: str, columns: tuple[str, ...], batch_rows: int = listing.CHUNK):
     """The rows of one kind in every part of OUT's manifest, `columns` only, `batch_rows` at a time (params and
     checkpoint_sha256 dictionary-encoded), as tables."""
     for part in manifests.part_files(manifest_dir):
@@ -45,6 +45,8 @@ def _batches(manifest_dir: str, kind: str, columns: tuple[str, ...], batch_rows:
             t = pa.Table.from_batches([batch])
             t = t.filter(pc.equal(t["kind"].cast(pa.string()), kind))
             yield pa.table({c: t[c] if c in t.column_names else pa.nulls(t.num_rows, _type(c)) for c in columns})
+            del t
+            listing.release_unused()  # the batch's buffers go back at once, not kept by the allocator for reuse
 
 
 def _type(column: str) -> pa.DataType:
@@ -61,12 +63,28 @@ def _stored_paths(paths: pa.Array, root: str, manifest_dir: str) -> pa.Array:
                                        pc.utf8_slice_codeunits(paths, len(root.rstrip("/")) + 1), "")
 
 
-def _of_listing(t: pa.Table, column: str, ids: pa.Array) -> tuple[pa.Table, np.ndarray]:
-    """The rows of a batch whose `column` names a clip of the listing (utt_ids `ids`), and those clips'
-    listing rows."""
-    r = pc.index_in(t[column], value_set=ids)
-    valid = pc.is_valid(r)
-    return t.filter(valid), r.filter(valid).to_numpy(zero_copy_only=False)
+class _ListingRows:
+    """The listing row of a utt_id, by binary search in the listing's utt_ids sorted once (a folder's listing
+    already is: then nothing is copied), so each batch of OUT costs O(batch log n), not a hash table of the
+    whole listing per batch."""
+
+    def __init__(self, ids: pa.ChunkedArray):
+        ids = ids.chunk(0) if ids.num_chunks == 1 else ids.combine_chunks()  # the listing is contiguous: no copy
+        n = len(ids)
+        ascending = n < 2 or pc.all(pc.less(ids.slice(0, n - 1), ids.slice(1))).as_py()
+        self.order = None if ascending else pc.sort_indices(ids)
+        self.sorted = ids if ascending else ids.take(self.order)
+
+    def of(self, t: pa.Table, column: str) -> tuple[pa.Table, np.ndarray]:
+        """The rows of a batch whose `column` names a clip of the listing, and those clips' listing rows."""
+        if not len(self.sorted):
+            return t.slice(0, 0), np.zeros(0, np.int64)
+        at = pc.min_element_wise(pc.search_sorted(self.sorted, t[column]), len(self.sorted) - 1)
+        hit = pc.fill_null(pc.equal(self.sorted.take(at), t[column]), False)
+        rows = at.filter(hit)
+        if self.order is not None:
+            rows = self.order.take(rows)
+        return t.filter(hit), rows.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 class _Kept:
@@ -85,7 +103,9 @@ class _Kept:
     def winners(self) -> dict[str, np.ndarray] | None:
         if not self.columns:
             return None
-        c = {name: np.concatenate(parts) for name, parts in self.columns.items()}
+        c = {name: np.concatenate(self.columns.pop(name)) for name in list(self.columns)}
+        if np.bincount(c["key"]).max() <= 1:  # every key once (the common case): nothing to choose, nothing copied
+            return c
         win = manifests.io.winners_by(c["key"], c["ok"], c["created"]).to_numpy()
         return {name: values[win] for name, values in c.items()}
 
@@ -119,9 +139,10 @@ class Done:
     status: np.ndarray        # per listing row: NONE / OK / FAILED of its original in OUT
     same: np.ndarray          # per listing row: OUT's original was made from the same file (path, size, mtime)
     identified: np.ndarray    # per listing row: OUT's original recorded a file identity (size)
-    duration_s: np.ndarray    # per listing row: OUT's original's duration (NaN when none)
+    duration_s: np.ndarray    # per listing row: OUT's original's duration (float32, as the manifest stores it; NaN when none)
     has_recons: np.ndarray    # per listing row: OUT holds reconstructions of it (any model)
-    recons: pa.Table          # finished reconstructions of this run's variants: row, variant, ok, seed, params_code, sha_code
+    recons: pa.Table          # finished reconstructions of this run's variants, by listing row: row, variant, ok, seed,
+                              # params_code, sha_code
     manifest_dir: str = ""
     params_values: list = dataclasses.field(default_factory=list)
     sha_values: list = dataclasses.field(default_factory=list)
@@ -141,23 +162,23 @@ class Done:
         recons = pa.table({"row": pa.array([], pa.int32()), "variant": pa.array([], pa.int32()),
                            "ok": pa.array([], pa.bool_()), "seed": pa.array([], pa.int64()),
                            "params_code": pa.array([], pa.int32()), "sha_code": pa.array([], pa.int32())})
-        return cls(np.full(n, NONE, np.int8), np.zeros(n, bool), np.zeros(n, bool), np.full(n, np.nan),
+        return cls(np.full(n, NONE, np.int8), np.zeros(n, bool), np.zeros(n, bool), np.full(n, np.nan, np.float32),
                    np.zeros(n, bool), recons, manifest_dir)
 
     @classmethod
     def _read(cls, manifest_dir: str, table: pa.Table, root: str, variants: list[str]) -> "Done":
-        ids = table["utt_id"].combine_chunks()
+        rows_of = _ListingRows(table["utt_id"])
         originals = _Kept()
         for t in _batches(manifest_dir, "original", ORIGINAL_COLUMNS):
-            t, r = _of_listing(t, "utt_id", ids)
+            t, r = rows_of.of(t, "utt_id")
             if not len(r):
                 continue
             here = _stored_paths(table["path"].take(r), root, manifest_dir)
             same = pc.and_(pc.and_(pc.equal(t["path"], here), pc.equal(t["file_size"], table["file_size"].take(r))),
                            pc.equal(t["file_mtime_ns"], table["file_mtime_ns"].take(r)))
-            originals.add(r, t, same=pc.fill_null(same, False).to_numpy(zero_copy_only=False),
+            originals.add(r.astype(np.int32), t, same=pc.fill_null(same, False).to_numpy(zero_copy_only=False),
                           identified=pc.is_valid(t["file_size"]).to_numpy(zero_copy_only=False),
-                          duration=pc.fill_null(t["duration_s"].cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+                          duration=pc.fill_null(t["duration_s"].cast(pa.float32()), np.nan).to_numpy(zero_copy_only=False))
         done = cls._nothing(table.num_rows, manifest_dir)
         won = originals.winners()
         if won:
@@ -168,7 +189,7 @@ class Done:
         n_variants = max(len(variants), 1)  # a reconstruction's key: its source's listing row and its variant
         params, shas, recons = _Codes(), _Codes(), _Kept()
         for t in _batches(manifest_dir, "reconstruction", RECON_COLUMNS):
-            t, r = _of_listing(t, "source_id", ids)
+            t, r = rows_of.of(t, "source_id")
             if not len(r):
                 continue
             done.has_recons[r] = True
@@ -184,6 +205,9 @@ class Done:
                        params_code=params.of(t["params"]), sha_code=shas.of(t["checkpoint_sha256"]))
         won = recons.winners()
         if won:
+            if (np.diff(won["key"]) < 0).any():  # by listing row, so that a chunk of the plan finds its own by slicing
+                order = np.argsort(won["key"], kind="stable")
+                won = {name: values[order] for name, values in won.items()}
             done.recons = pa.table({"row": pa.array((won["key"] // n_variants).astype(np.int32)),
                                     "variant": pa.array((won["key"] % n_variants).astype(np.int32)),
                                     "ok": pa.array(won["ok"]), "seed": pa.array(won["seed"]),
@@ -200,7 +224,7 @@ class Done:
         cached = same & (status != NONE) & ((status == OK) | (not retry_failed))
         return pa.table({"cached": pa.array(cached),
                          "ok": pa.array(status == OK),
-                         "duration_s": pa.array(self.duration_s[rows], from_pandas=True),
+                         "duration_s": pa.array(self.duration_s[rows].astype(np.float64), from_pandas=True),
                          "changed": pa.array((status != NONE) & ~same),
                          "identified": pa.array(self.identified[rows]),
                          "has_recons": pa.array(self.has_recons[rows])})
@@ -209,7 +233,13 @@ class Done:
         """The done reconstruction rows matching `tasks` (whose sources are the listing rows `rows`) of the
         variant with index `variant` (ok ones; failed ones too unless --retry-failed), with the task's seed
         beside the row's."""
-        recons = self.recons.filter(pc.equal(self.recons["variant"], variant))
+        recons = self.recons
+        if len(rows) and recons.num_rows:  # recons are in listing-row order: the chunk's rows are one slice of them
+            by_row = recons["row"].chunk(0).to_numpy()
+            lo, hi = pc.min_max(rows).values()
+            start, end = np.searchsorted(by_row, lo.as_py()), np.searchsorted(by_row, hi.as_py(), side="right")
+            recons = recons.slice(start, end - start)
+        recons = recons.filter(pc.equal(recons["variant"], variant))
         if retry_failed:
             recons = recons.filter(recons["ok"])
         mine = pa.table({"utt_id": tasks["utt_id"], "seed": tasks["seed"], "source_id": tasks["source_id"],

@@ -87,9 +87,11 @@ class Plan:
 
 
 def _root(paths: pa.ChunkedArray) -> str:
-    """The deepest folder holding every path, from the distinct parent folders (few)."""
-    parents = pc.unique(pc.replace_substring_regex(paths, r"/[^/]*$", ""))
-    return storage.common_parent(storage.join(p, "x") for p in parents.to_pylist())
+    """The deepest folder holding every path, from the distinct parent folders (few), CHUNK paths at a time."""
+    parents = set()
+    for start in range(0, len(paths), listing.CHUNK):
+        parents.update(pc.unique(pc.replace_substring_regex(paths.slice(start, listing.CHUNK), r"/[^/]*$", "")).to_pylist())
+    return storage.common_parent(storage.join(p, "x") for p in parents)
 
 
 def _source_changed(done: Done, chunk: pa.Table, reuse: pa.Table) -> None:

@@ -53,10 +53,11 @@ def test_out_inside_a_folder_corpus_is_never_imported_as_originals(tmp_path):
     assert "output folder" in r.output  # the second run says what it left out
 
 
-def test_two_clips_with_one_output_path_are_refused_before_any_work(tmp_path):
+@pytest.mark.parametrize("ids", [("a", "b"), ("x", "y")])  # ("x", ...): the first path is root/<utt_id>.wav
+def test_two_clips_with_one_output_path_are_refused_before_any_work(tmp_path, ids):
     for name in ("x.wav", "x.flac"):
         sf.write(tmp_path / name, speechlike(0.3), 16000)
-    (tmp_path / "p.csv").write_text("utt_id,path,label\na,x.wav,bonafide\nb,x.flac,bonafide\n")
+    (tmp_path / "p.csv").write_text(f"utt_id,path,label\n{ids[0]},x.wav,bonafide\n{ids[1]},x.flac,bonafide\n")
     r = invoke("run", *OPUS, "--corpus", tmp_path / "p.csv", "--out", tmp_path / "o")
     one_line_exit_2(r, "x.wav", "x.flac", "x.flac")
     assert not (tmp_path / "o").exists()

@@ -107,6 +107,38 @@ def test_a_resume_reads_no_audio(corpus, tmp_path, monkeypatch):
     assert rows_of(out) == before
 
 
+def test_a_resume_finds_finished_clips_whatever_the_order_of_the_listing_and_of_out(tmp_path, monkeypatch):
+    """A corpus table in descending utt_id order, OUT's rows in yet another order, plan chunks of 2 clips, two
+    models: a resume redoes exactly the reconstructions taken out of OUT, and nothing else."""
+    import pyarrow as pa
+
+    from manifests import listing
+
+    corpus = write_corpus(tmp_path / "corpus", n_bonafide=5, n_spoof=2, seconds=0.3)
+    lines = (corpus / "protocol.csv").read_text().splitlines()
+    (corpus / "protocol.csv").write_text("\n".join([lines[0], *sorted(lines[1:], reverse=True)]) + "\n")
+    out = tmp_path / "out"
+    two = ("--model", "vorbis")
+    assert opus(corpus, out, *two).exit_code == 0
+    parts = sorted((out / "manifest").glob("*.parquet"))
+    stored = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="permissive")
+    recon = [i for i, k in enumerate(stored["kind"].to_pylist()) if k == "reconstruction"]
+    taken = {stored["utt_id"][recon[1]].as_py(), stored["utt_id"][recon[-2]].as_py()}
+    keep = [i for i in range(stored.num_rows) if stored["utt_id"][i].as_py() not in taken]
+    shuffled = stored.take(pa.array(keep[1::2][::-1] + keep[0::2]))  # neither the listing's order nor the run's
+    for p in parts:
+        p.unlink()
+    pq.write_table(shuffled, out / "manifest" / "part-shuffled.parquet")
+    before = {r["utt_id"]: r["created_at"] for r in rows_of(out)}
+
+    monkeypatch.setattr(listing, "CHUNK", 2)
+    r = opus(corpus, out, *two)
+    assert r.exit_code == 0, r.output
+    after = {r["utt_id"]: r["created_at"] for r in rows_of(out)}
+    assert after.keys() == before.keys() | taken and len(after) == stored.num_rows
+    assert {u for u in after if after[u] != before.get(u)} == taken  # only those were made again
+
+
 def test_a_source_touched_since_is_described_again_and_its_reconstruction_kept(corpus, tmp_path):
     """Same audio, new mtime: the original's row is re-described (new identity), its finished reconstruction
     (same audio, checked by sha256) is kept, not redone."""

@@ -1,0 +1,34 @@
+"""The corpus listing's column checks: duplicates found by sorting, across chunk boundaries, in any order."""
+import pyarrow as pa
+import pytest
+
+from manifests import listing
+
+
+@pytest.mark.parametrize("values,dup", [
+    (["a", "b", "c", "d", "e"], None),                   # ascending: one pass, no sort
+    (["e", "d", "c", "b", "a"], None),                   # any other order: sorted once
+    (["c", "a", "e", "b", "a"], "a"),                    # the pair far apart in the listing
+    (["a", "b", "c", "c", "d"], "c"),                    # neighbours in an ascending listing
+    (["b", "b"], "b"),
+    (["x"], None),
+    ([], None),
+])
+@pytest.mark.parametrize("chunk", [2, 3, listing.CHUNK])
+def test_duplicates_finds_any_repeat_whatever_the_order_and_chunking(monkeypatch, values, dup, chunk):
+    monkeypatch.setattr(listing, "CHUNK", chunk)  # the pair straddles a chunk boundary at 2 and 3
+    assert listing.duplicates(pa.array(values, pa.string())) == dup
+    halves = pa.chunked_array([values[:2], values[2:]], pa.string())  # a listing still in pieces
+    assert listing.duplicates(halves) == dup
+
+
+def test_a_listing_is_contiguous_and_its_repeating_columns_share_one_dictionary(monkeypatch):
+    monkeypatch.setattr(listing, "ROWS", 3)  # several chunks, each encoded on its own before they are joined
+    rows = ({"utt_id": f"u{i}", "path": f"/c/u{i}.wav", "label": "bonafide" if i % 2 else "spoof",
+             "attack": "-" if i % 2 else f"A{i % 3}", "speaker": f"s{i % 4}", "language": "cs", "split": "train",
+             "file_size": 10, "file_mtime_ns": 1} for i in range(10))
+    table = listing.table_from_rows(rows)
+    assert table.num_rows == 10 and all(table[c].num_chunks == 1 for c in table.column_names)
+    assert table["attack"].to_pylist() == ["A0", "-", "A2", "-", "A1", "-", "A0", "-", "A2", "-"]
+    assert table["label"].to_pylist()[:2] == ["spoof", "bonafide"]
+    assert pa.types.is_dictionary(table["speaker"].type)
