@@ -25,6 +25,9 @@ def import_(corpus: str, audio_dir: str | None, out: str, allow_outside_root: bo
     from .corpus import import_chunks
     from .io import write_chunks
     from .errors import UsageError
+    from .listing import driver_allocator
+
+    driver_allocator()
 
     if storage.suffix(out) != ".parquet":
         raise UsageError(f"--out {out}: a manifest is a Parquet file; give a name ending in .parquet")

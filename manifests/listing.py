@@ -5,8 +5,10 @@ Columns (`COLUMNS`): utt_id, path (absolute or a URI), label, attack, speaker, l
 repeating ones dictionary-encoded), file_size and file_mtime_ns (the file's identity: a resume reuses a
 clip's described row while both are unchanged; null when the entry cannot be read) and problem (why the
 entry cannot be a clip, e.g. a named pipe or a missing file; null when it can). Rows become Arrow every
-ROWS entries, so a million-clip corpus never exists as a million Python objects; later stages work on
-CHUNK rows at a time.
+ROWS entries, so a million-clip corpus never exists as a million Python objects, and stay in those chunks
+(one dictionary per repeating column, one-byte indices where it has few values); later stages work on
+CHUNK rows at a time. Checks over a whole column sort, or pass over an ascending column, rather than hash
+every string.
 """
 from __future__ import annotations
 
@@ -76,26 +78,31 @@ def table_from_rows(rows: Iterator[dict]) -> pa.Table:
             release_unused()
     if buf or not chunks:
         chunks.append(encode(_chunk(buf, listed)))
-    # one dictionary per column, then contiguous (so the chunks' scattered blocks can go back), a column at a
-    # time: the copy never holds more than the listing and its largest column
+    # one dictionary per column; the chunks stay as they are (joining them would copy the whole listing)
     table = pa.concat_tables(chunks).unify_dictionaries()
     del chunks
-    columns = {}
-    for name in table.column_names:
-        columns[name] = _narrow(table[name].combine_chunks())
-        table = table.drop_columns([name])
+    table = pa.table({name: _narrow(table[name]) for name in table.column_names})
     release_unused()
-    return pa.table(columns)
+    return table
 
 
-def _narrow(column: pa.Array) -> pa.Array:
+def _narrow(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A dictionary column with the narrowest indices its dictionary allows (one byte a row for a few labels,
     two for up to 32,767 speakers) instead of Arrow's four."""
-    if not pa.types.is_dictionary(column.type):
+    if not pa.types.is_dictionary(column.type) or not column.num_chunks:
         return column
-    n = len(column.dictionary)
+    n = len(column.chunk(0).dictionary)
     index = pa.int8() if n < 2 ** 7 else pa.int16() if n < 2 ** 15 else pa.int32()
     return column.cast(pa.dictionary(index, column.type.value_type))
+
+
+def driver_allocator() -> None:
+    """Send this process's Arrow allocations to the system allocator, unless ARROW_DEFAULT_MEMORY_POOL
+    chooses one: a driver holds one listing made a chunk at a time for the whole run, and Arrow's bundled
+    allocator (mimalloc) keeps the freed blocks between its chunks (`bench_driver_stages.py`, a dry run of
+    1,000,000 clips: a 809 MiB peak, 705 MiB with the system allocator). Called by the driver commands."""
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def release_unused() -> None:
@@ -130,9 +137,7 @@ def duplicates(values: pa.ChunkedArray | pa.Array) -> str | None:
     """The smallest value that occurs twice, or None. By sorting, not hashing: an ascending column (a folder's
     listing) costs nothing but a pass, any other a sort order (8 bytes a row), never a hash table of every
     string; both compare neighbours CHUNK rows at a time."""
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) and values.num_chunks != 1 else \
-        values.chunk(0) if isinstance(values, pa.ChunkedArray) else values
-    order = None if _ascending(values) else pc.sort_indices(values)
+    order = None if ascending(values) else pc.sort_indices(values)
     for start in range(0, len(values) - 1, CHUNK):
         run = values.slice(start, CHUNK + 1) if order is None else values.take(order.slice(start, CHUNK + 1))
         same = pc.equal(run.slice(0, len(run) - 1), run.slice(1))
@@ -141,7 +146,7 @@ def duplicates(values: pa.ChunkedArray | pa.Array) -> str | None:
     return None
 
 
-def _ascending(values: pa.Array) -> bool:
+def ascending(values: pa.ChunkedArray | pa.Array) -> bool:
     """Every value above the one before it (so no two equal), checked CHUNK rows at a time."""
     for start in range(0, len(values) - 1, CHUNK):
         run = values.slice(start, CHUNK + 1)

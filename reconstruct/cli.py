@@ -61,7 +61,11 @@ def _grid(pairs: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
 def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tuple[str, ...], spectrograms: int,
         **options) -> None:
     """Reconstruct every corpus clip with every selected model; re-running resumes."""
+    from manifests.listing import driver_allocator
+
     from .run import run as run_job
+
+    driver_allocator()
 
     if spectrograms < 0:
         raise UsageError(f"--spectrograms is a number of clips >= 0, got {spectrograms}")

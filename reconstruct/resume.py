@@ -69,9 +69,7 @@ class _ListingRows:
     whole listing per batch."""
 
     def __init__(self, ids: pa.ChunkedArray):
-        ids = ids.chunk(0) if ids.num_chunks == 1 else ids.combine_chunks()  # the listing is contiguous: no copy
-        n = len(ids)
-        ascending = n < 2 or pc.all(pc.less(ids.slice(0, n - 1), ids.slice(1))).as_py()
+        ascending = listing.ascending(ids)
         self.order = None if ascending else pc.sort_indices(ids)
         self.sorted = ids if ascending else ids.take(self.order)
 

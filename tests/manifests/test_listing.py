@@ -22,13 +22,34 @@ def test_duplicates_finds_any_repeat_whatever_the_order_and_chunking(monkeypatch
     assert listing.duplicates(halves) == dup
 
 
-def test_a_listing_is_contiguous_and_its_repeating_columns_share_one_dictionary(monkeypatch):
-    monkeypatch.setattr(listing, "ROWS", 3)  # several chunks, each encoded on its own before they are joined
+def test_a_listings_repeating_columns_share_one_dictionary_across_its_chunks(monkeypatch):
+    monkeypatch.setattr(listing, "ROWS", 3)  # several chunks, each encoded on its own as it is made
     rows = ({"utt_id": f"u{i}", "path": f"/c/u{i}.wav", "label": "bonafide" if i % 2 else "spoof",
              "attack": "-" if i % 2 else f"A{i % 3}", "speaker": f"s{i % 4}", "language": "cs", "split": "train",
              "file_size": 10, "file_mtime_ns": 1} for i in range(10))
     table = listing.table_from_rows(rows)
-    assert table.num_rows == 10 and all(table[c].num_chunks == 1 for c in table.column_names)
+    assert table.num_rows == 10 and table["attack"].num_chunks == 4
     assert table["attack"].to_pylist() == ["A0", "-", "A2", "-", "A1", "-", "A0", "-", "A2", "-"]
     assert table["label"].to_pylist()[:2] == ["spoof", "bonafide"]
-    assert pa.types.is_dictionary(table["speaker"].type)
+    for name in listing.DICTIONARY:
+        column = table[name]
+        assert column.type.index_type == pa.int8()  # a few distinct values: one byte a row
+        assert all(c.dictionary.equals(column.chunk(0).dictionary) for c in column.chunks)
+    assert listing.ascending(table["utt_id"])
+    assert not listing.ascending(pa.chunked_array([["a", "c"], ["b"], ["d", "e"]]))  # down at a chunk boundary
+
+
+def test_the_driver_commands_allocate_from_the_system_unless_told_otherwise(monkeypatch):
+    before = pa.default_memory_pool()
+    bundled = pa.mimalloc_memory_pool()  # Arrow's default where it is built in
+    try:
+        pa.set_memory_pool(bundled)
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+        listing.driver_allocator()
+        assert pa.default_memory_pool().backend_name == "system"
+        pa.set_memory_pool(bundled)
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "mimalloc")  # the user's choice stands
+        listing.driver_allocator()
+        assert pa.default_memory_pool().backend_name == "mimalloc"
+    finally:
+        pa.set_memory_pool(before)
