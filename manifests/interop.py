@@ -171,9 +171,9 @@ def _local_parquet(folder: str) -> Iterator[str]:
     data = os.path.join(folder, "data")
     for here, dirs, files in os.walk(data if os.path.isdir(data) else folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in sorted(files):
+        for f in sorted(f for f in files if f.lower().endswith(".parquet") and not f.startswith(".")):
             path = os.path.join(here, f)
-            if storage.suffix(f) == ".parquet" and not f.startswith(".") and os.path.isfile(path):
+            if os.path.isfile(path):
                 yield path
 
 

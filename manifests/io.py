@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import storage
+from . import listing, storage
 from .errors import UsageError
 from .schema import COLUMNS, REQUIRED, SCHEMA, SCHEMA_VERSION, VERSION_KEY
 
@@ -245,7 +245,7 @@ def write_part(rows: Iterable[dict], folder: Location, name: str) -> str:
     return write(to_table(rows, folder), storage.join(storage.normalize(folder), f"{name}.parquet"))
 
 
-def compact(folder: Location, name: str = "manifest", batch_rows: int = 65536) -> str:
+def compact(folder: Location, name: str = "manifest", batch_rows: int = listing.CHUNK) -> str:
     """Merge a folder's parts into one deduplicated part, streaming: memory holds the winner keys
     (utt_id, status, created_at of every row) and one record batch, not the rows.
 
@@ -269,6 +269,14 @@ def over_moving_parts(fn, *args, attempts: int = 8):
     raise AssertionError("unreachable")
 
 
+def _column(sources: list, name: str) -> pa.ChunkedArray:
+    """One column of every part, in order, read a batch at a time (a whole-table read pre-buffers and uses
+    threads: for 2,000,000 utt_ids that held ~1.5x more memory)."""
+    chunks = [b.column(0) for src in sources
+              for b in pq.ParquetFile(src, pre_buffer=False).iter_batches(batch_size=65536, columns=[name], use_threads=False)]
+    return pa.chunked_array(chunks, SCHEMA.field(name).type)
+
+
 def _compact_once(folder: str, name: str, batch_rows: int) -> str:
     import uuid
 
@@ -277,13 +285,14 @@ def _compact_once(folder: str, name: str, batch_rows: int) -> str:
         raise UsageError(f"manifest {folder} has no Parquet parts to compact")
     sources = [storage.readable(p) for p in parts]
     _validated(folder, list(zip(map(storage.name, parts), sources)))
-    keys = [pq.read_table(src, columns=["utt_id", "status", "created_at"]) for src in sources]
-    sizes = [k.num_rows for k in keys]
-    keep = winners(*(pa.chunked_array([c for k in keys for c in k[col].chunks], k_type)
-                     for col, k_type in (("utt_id", pa.string()), ("status", pa.string()),
-                                         ("created_at", SCHEMA.field("created_at").type))))
-    keep = keep.to_numpy()
-    del keys
+    ids = _column(sources, "utt_id")
+    sizes = [pq.ParquetFile(src).metadata.num_rows for src in sources]
+    if listing.duplicates(ids) is None:  # every utt_id once (the common case): every row stays, nothing else read
+        keep = np.arange(len(ids), dtype=np.int64)
+    else:
+        keep = winners(ids, _column(sources, "status"), _column(sources, "created_at")).to_numpy()
+    del ids
+    listing.release_unused()
     dest = storage.join(folder, f"{name}-{uuid.uuid4().hex[:12]}.parquet")
 
     def stream(fh) -> None:
@@ -292,11 +301,13 @@ def _compact_once(folder: str, name: str, batch_rows: int) -> str:
             for src, size in zip(sources, sizes):
                 mine = keep[(keep >= offset) & (keep < offset + size)] - offset
                 start = 0
-                for batch in pq.ParquetFile(src).iter_batches(batch_size=batch_rows):
+                reader = pq.ParquetFile(src, pre_buffer=False)  # one thread: each pool thread's heap keeps its blocks
+                for batch in reader.iter_batches(batch_size=batch_rows, use_threads=False):
                     sel = mine[(mine >= start) & (mine < start + batch.num_rows)] - start
                     if len(sel):
                         writer.write_table(_conform(pa.Table.from_batches([batch])).take(pa.array(sel, pa.int64())))
                     start += batch.num_rows
+                    listing.release_unused()
                 offset += size
 
     storage.write_atomic(dest, stream)

@@ -5,7 +5,7 @@ Columns (`COLUMNS`): utt_id, path (absolute or a URI), label, attack, speaker, l
 repeating ones dictionary-encoded), file_size and file_mtime_ns (the file's identity: a resume reuses a
 clip's described row while both are unchanged; null when the entry cannot be read) and problem (why the
 entry cannot be a clip, e.g. a named pipe or a missing file; null when it can). Rows become Arrow every
-ROWS entries, so a million-clip corpus never exists as a million Python objects, and stay in those chunks
+ROWS entries, so a million-clip corpus never exists as a million Python objects, then one contiguous table
 (one dictionary per repeating column, one-byte indices where it has few values); later stages work on
 CHUNK rows at a time. Checks over a whole column sort, or pass over an ascending column, rather than hash
 every string.
@@ -75,15 +75,18 @@ def table_from_rows(rows: Iterator[dict]) -> pa.Table:
         if len(buf) == ROWS:
             chunks.append(encode(_chunk(buf, listed)))
             buf = []
-            release_unused()
     if buf or not chunks:
         chunks.append(encode(_chunk(buf, listed)))
-    # one dictionary per column; the chunks stay as they are (joining them would copy the whole listing)
+    # one dictionary per column, then contiguous (Arrow's take from a chunked column joins its chunks first, on
+    # every call), a column at a time, each column's chunks freed before the next is joined
     table = pa.concat_tables(chunks).unify_dictionaries()
     del chunks
-    table = pa.table({name: _narrow(table[name]) for name in table.column_names})
+    columns = {}
+    for name in table.column_names:
+        columns[name] = _narrow(table[name]).combine_chunks()
+        table = table.drop_columns([name])
     release_unused()
-    return table
+    return pa.table(columns)
 
 
 def _narrow(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -99,15 +102,15 @@ def _narrow(column: pa.ChunkedArray) -> pa.ChunkedArray:
 def driver_allocator() -> None:
     """Send this process's Arrow allocations to the system allocator, unless ARROW_DEFAULT_MEMORY_POOL
     chooses one: a driver holds one listing made a chunk at a time for the whole run, and Arrow's bundled
-    allocator (mimalloc) keeps the freed blocks between its chunks (`bench_driver_stages.py`, a dry run of
-    1,000,000 clips: a 809 MiB peak, 705 MiB with the system allocator). Called by the driver commands."""
+    allocator (mimalloc) keeps the freed blocks between its chunks: ~100 MiB more at a million clips
+    (README, Driver scale). Called by the driver commands."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
 def release_unused() -> None:
-    """Hand the memory Arrow's allocator keeps after a stage's intermediate tables back to the OS (it keeps
-    freed blocks for reuse: after building a large listing that was ~3x the listing's own size)."""
+    """Hand the memory Arrow's allocator keeps after a stage's intermediate tables back to the OS (allocators
+    keep freed blocks for reuse)."""
     pa.default_memory_pool().release_unused()
 
 

@@ -71,7 +71,7 @@ class ManifestStream:
         for src, keep in zip(self.parts, self.keep):
             if not len(keep):
                 continue
-            pf = pq.ParquetFile(src)
+            pf = pq.ParquetFile(src, pre_buffer=False)  # pre-buffering keeps every read range until the file's end
             read = None if cols is None else [c for c in cols if c in pf.schema_arrow.names]
             start = 0
             for batch in pf.iter_batches(batch_size=self.batch_rows, columns=read):

@@ -38,7 +38,8 @@ def _batches(manifest_dir: str, kind: str, columns: tuple[str, ...], batch_rows:
     """The rows of one kind in every part of OUT's manifest, `columns` only, `batch_rows` at a time (params and
     checkpoint_sha256 dictionary-encoded), as tables."""
     for part in manifests.part_files(manifest_dir):
-        pf = pq.ParquetFile(storage.readable(part), read_dictionary=["kind", "params", "checkpoint_sha256"])
+        pf = pq.ParquetFile(storage.readable(part), read_dictionary=["kind", "params", "checkpoint_sha256"],
+                            pre_buffer=False)  # pre-buffering keeps every read range of the file until its end
         have = set(pf.schema_arrow.names)
         for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in (*columns, "kind") if c in have],
                                      use_threads=False):
@@ -203,13 +204,16 @@ class Done:
                        params_code=params.of(t["params"]), sha_code=shas.of(t["checkpoint_sha256"]))
         won = recons.winners()
         if won:
+            del won["created"]
             if (np.diff(won["key"]) < 0).any():  # by listing row, so that a chunk of the plan finds its own by slicing
                 order = np.argsort(won["key"], kind="stable")
-                won = {name: values[order] for name, values in won.items()}
-            done.recons = pa.table({"row": pa.array((won["key"] // n_variants).astype(np.int32)),
-                                    "variant": pa.array((won["key"] % n_variants).astype(np.int32)),
-                                    "ok": pa.array(won["ok"]), "seed": pa.array(won["seed"]),
-                                    "params_code": pa.array(won["params_code"]), "sha_code": pa.array(won["sha_code"])})
+                for name in won:  # a column at a time: never two copies of them all
+                    won[name] = won[name][order]
+                del order
+            key = won.pop("key")
+            columns = {"row": (key // n_variants).astype(np.int32), "variant": (key % n_variants).astype(np.int32)}
+            del key
+            done.recons = pa.table({**columns, **{name: won.pop(name) for name in ("ok", "seed", "params_code", "sha_code")}})
         done.params_values, done.sha_values = params.values, shas.values
         return done
 

@@ -43,6 +43,9 @@ def test_folder_of_parts_dedupes_ok_over_failed_then_newest(tmp_path):
     assert [os.path.basename(p) for p in manifests.part_files(folder)] == [os.path.basename(merged)]
     assert re.fullmatch(r"manifest-[0-9a-f]{12}\.parquet", os.path.basename(merged))
     assert {r["utt_id"]: r["status"] for r in manifests.read(folder).to_pylist()} == got
+    stored = pq.read_table(merged).to_pylist()  # the file itself holds one row per utt_id: the winner
+    assert sorted((r["utt_id"], r["status"], r["created_at"].second) for r in stored) == \
+        [("a", "ok", 1), ("b", "ok", 2), ("c", "ok", 3)]
 
 
 def test_validate_names_missing_and_mistyped_columns(tmp_path):
