@@ -5,7 +5,8 @@
 Runs `reconstruct run` in this process and prints, for each driver stage (corpus listing, output-path
 check, reading what OUT already holds, the plan), the process's RSS before and after it, the peak while
 it ran (polled every 10 ms) and the bytes Arrow holds after it. Point --out at a finished run to see a
-resume with nothing to do; compare two corpus sizes for the growth per clip.
+resume with nothing to do; compare two corpus sizes for the growth per clip. With --compact it only
+compacts a copy of OUT's manifest (what every run does last) and prints that step's peak.
 """
 from __future__ import annotations
 
@@ -51,14 +52,37 @@ def _timed(owner, name: str, label: str) -> None:
     setattr(owner, name, wrapper)
 
 
+def _compact_copy(out: str) -> None:
+    import shutil
+    import tempfile
+
+    import manifests
+    from manifests.listing import driver_allocator
+
+    driver_allocator()  # as `reconstruct run` does
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "manifest"
+        shutil.copytree(Path(out) / "manifest", folder)
+        before, PEAK[0] = PROC.memory_info().rss, 0
+        start = time.perf_counter()
+        manifests.compact(str(folder))
+        print(f"compaction: {time.perf_counter() - start:.1f} s, RSS {before / 2**20:.0f} MiB before, "
+              f"peak {PEAK[0] / 2**20:.0f} MiB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="vorbis")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--compact", action="store_true",
+                    help="only compact a copy of OUT's manifest (the end of every run), and print its peak")
     args = ap.parse_args()
     threading.Thread(target=_poll, daemon=True).start()
+    if args.compact:
+        _compact_copy(args.out)
+        return
     _timed(run, "list_corpus", "corpus listing")
     _timed(run, "check_plan", "output-path check")
     _timed(resume.Done, "read", "read OUT's manifest")
