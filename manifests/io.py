@@ -143,16 +143,18 @@ def dedupe(table: pa.Table) -> pa.Table:
 def winners(utt_id: pa.ChunkedArray, status: pa.ChunkedArray, created_at: pa.ChunkedArray) -> pa.Array:
     """Indices (ascending) of the row that wins each utt_id: ok over failed, then the newest. When every
     utt_id is unique (a compacted manifest) that is every row, found without sorting."""
+    if pc.count_distinct(utt_id, mode="all").as_py() == len(utt_id):
+        return pa.array(np.arange(len(utt_id), dtype=np.int64))
     return winners_by(utt_id, pc.equal(status, "ok"), created_at)
 
 
 def winners_by(key, ok, created_at) -> pa.Array:
-    """`winners` with any sortable key (e.g. integer row numbers) and the ok flags already computed; each
-    argument an Arrow array or anything `pa.array` takes (created_at: timestamps or int64 nanoseconds)."""
+    """`winners` by sorting, with any sortable key (e.g. integer row numbers) and the ok flags already
+    computed; each argument an Arrow array or anything `pa.array` takes (created_at: timestamps or int64
+    nanoseconds). For keys known to repeat: whether any does is the caller's check, made once, in the way
+    that suits its keys (`winners`: a hash count; compaction: a sort; resume: a bincount)."""
     key, ok, created_at = (a if isinstance(a, (pa.Array, pa.ChunkedArray)) else pa.array(a) for a in (key, ok, created_at))
     n = len(key)
-    if pc.count_distinct(key, mode="all").as_py() == n:
-        return pa.array(np.arange(n, dtype=np.int64))
     keys = pa.table({"u": key, "ok": ok.cast(pa.int8()),
                      "t": pc.fill_null(created_at.cast(pa.int64()), 0), "i": pa.array(np.arange(n, dtype=np.int64))})
     keys = keys.sort_by([("u", "ascending"), ("ok", "descending"), ("t", "descending")])
@@ -290,7 +292,7 @@ def _compact_once(folder: str, name: str, batch_rows: int) -> str:
     if listing.duplicates(ids) is None:  # every utt_id once (the common case): every row stays, nothing else read
         keep = np.arange(len(ids), dtype=np.int64)
     else:
-        keep = winners(ids, _column(sources, "status"), _column(sources, "created_at")).to_numpy()
+        keep = winners_by(ids, pc.equal(_column(sources, "status"), "ok"), _column(sources, "created_at")).to_numpy()
     del ids
     listing.release_unused()
     dest = storage.join(folder, f"{name}-{uuid.uuid4().hex[:12]}.parquet")
