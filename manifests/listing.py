@@ -16,6 +16,7 @@ import os
 import stat
 from typing import Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -83,10 +84,46 @@ def table_from_rows(rows: Iterator[dict]) -> pa.Table:
     del chunks
     columns = {}
     for name in table.column_names:
-        columns[name] = _narrow(table[name]).combine_chunks()
+        column = _narrow(table[name])
         table = table.drop_columns([name])
+        if column.type == pa.string():
+            chunks = column.chunks
+            del column  # the list is the chunks' last holder: _joined frees each once copied
+            columns[name] = _joined(chunks)
+        else:
+            columns[name] = column.combine_chunks()
     release_unused()
     return pa.table(columns)
+
+
+def _joined(chunks: list[pa.Array]) -> pa.Array:
+    """String chunks -> one array, each chunk freed once copied, so the join holds one chunk twice, not the
+    column (combine_chunks keeps every chunk until the end: at a million paths +50 MB at the listing's peak).
+    Chunks with nulls, or 2 GiB of text or more, are joined by Arrow."""
+    bounds = [_offsets(c) for c in chunks]
+    sizes = [int(o[-1] - o[0]) for o in bounds]
+    if any(c.null_count for c in chunks) or sum(sizes) >= 2 ** 31:
+        return pa.chunked_array(chunks, pa.string()).combine_chunks()
+    n = sum(len(c) for c in chunks)
+    data, offsets = np.empty(sum(sizes), np.uint8), np.zeros(n + 1, np.int32)
+    row = at = 0
+    for i, (o, size) in enumerate(zip(bounds, sizes)):
+        c, chunks[i], bounds[i] = chunks[i], None, None
+        offsets[row + 1:row + len(c) + 1] = o[1:] - o[0] + at
+        data[at:at + size] = np.frombuffer(c.buffers()[2], np.uint8)[o[0]:o[-1]] if size else 0
+        row, at = row + len(c), at + size
+        del c, o
+        if i % 16 == 15:
+            release_unused()
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _offsets(chunk: pa.Array) -> np.ndarray:
+    """A string chunk's len + 1 offsets into its data buffer (a slice's among them)."""
+    buf = chunk.buffers()[1]
+    if buf is None:  # a zero-length array may have none
+        return np.zeros(1, np.int32)
+    return np.frombuffer(buf, np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
 
 
 def _narrow(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -52,3 +52,18 @@ def test_the_driver_commands_allocate_from_the_system_unless_told_otherwise(monk
         assert pa.default_memory_pool().backend_name == "mimalloc"
     finally:
         pa.set_memory_pool(before)
+
+
+@pytest.mark.parametrize("chunks", [
+    [["a", "bb"], ["ccc"], []],                              # an empty chunk between or at the end
+    [[], ["x"]],
+    [["é", "日本"], ["", ""], ["z" * 300]],                    # multibyte text, empty strings
+    [["u1", None], ["u3"]],                                   # nulls (the problem column): joined by Arrow
+])
+def test_joined_string_columns_keep_every_value_in_order(chunks):
+    arrays = [pa.array(c, pa.string()) for c in chunks]
+    arrays[0] = pa.concat_arrays([pa.array(["dropped"], pa.string()), arrays[0]]).slice(1)  # a chunk that is a slice
+    want = [v for c in chunks for v in c]
+    got = listing._joined(list(arrays))
+    got.validate(full=True)
+    assert got.to_pylist() == want and got.type == pa.string()
