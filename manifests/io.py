@@ -152,7 +152,7 @@ def winners_by(key, ok, created_at) -> pa.Array:
     """`winners` by sorting, with any sortable key (e.g. integer row numbers) and the ok flags already
     computed; each argument an Arrow array or anything `pa.array` takes (created_at: timestamps or int64
     nanoseconds). For keys known to repeat: whether any does is the caller's check, made once, in the way
-    that suits its keys (`winners`: a hash count; compaction: a sort; resume: a bincount)."""
+    that suits its keys (`winners`: a hash count; compaction: a sort; resume: a bitmap of keys seen)."""
     key, ok, created_at = (a if isinstance(a, (pa.Array, pa.ChunkedArray)) else pa.array(a) for a in (key, ok, created_at))
     n = len(key)
     keys = pa.table({"u": key, "ok": ok.cast(pa.int8()),

@@ -88,23 +88,41 @@ class _ListingRows:
 
 class _Kept:
     """Columns of OUT's rows, batch by batch, each row under an integer key; then the row that wins each key
-    (ok over failed, then the newest: as a manifest read keeps one row per utt_id)."""
+    (ok over failed, then the newest: as a manifest read keeps one row per utt_id). Each column is one array
+    that doubles when full (pages not yet written take no memory), so nothing is joined at the end and no
+    batch's small arrays are kept between the ones the batches free."""
+
+    START = 65_536  # rows of a column's first array
 
     def __init__(self):
-        self.columns: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        self.columns: dict[str, np.ndarray] = {}
+        self.n = 0
 
     def add(self, key: np.ndarray, t: pa.Table, **columns: np.ndarray) -> None:
         ok = pc.fill_null(pc.equal(t["status"], "ok"), False).to_numpy(zero_copy_only=False)
         created = pc.fill_null(t["created_at"].cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        end = self.n + len(key)
         for name, values in {"key": key, "ok": ok, "created": created, **columns}.items():
-            self.columns[name].append(values)
+            have = self.columns.get(name)
+            dtype = values.dtype if have is None else np.result_type(have.dtype, values.dtype)
+            if have is None or end > len(have) or dtype != have.dtype:
+                grown = np.empty(max(end, 2 * len(have) if have is not None else self.START), dtype)
+                if have is not None:
+                    grown[:self.n] = have[:self.n]
+                self.columns[name] = have = grown
+            have[self.n:end] = values
+        self.n = end
 
     def winners(self) -> dict[str, np.ndarray] | None:
-        if not self.columns:
+        if not self.n:
             return None
-        c = {name: np.concatenate(self.columns.pop(name)) for name in list(self.columns)}
-        if np.bincount(c["key"]).max() <= 1:  # every key once (the common case): nothing to choose, nothing copied
+        c = {name: values[:self.n] for name, values in self.columns.items()}
+        self.columns = {}
+        seen = np.zeros(int(c["key"].max()) + 1, np.uint8)
+        seen[c["key"]] = 1
+        if int(seen.sum()) == self.n:  # every key once (the common case): nothing to choose, nothing copied
             return c
+        del seen
         win = manifests.io.winners_by(c["key"], c["ok"], c["created"]).to_numpy()
         return {name: values[win] for name, values in c.items()}
 

@@ -297,3 +297,40 @@ def test_a_grid_makes_one_variant_per_point_in_one_manifest(corpus, tmp_path):
 def test_bad_grids_are_one_line_exit_2(corpus, tmp_path, args, needle):
     r = opus(corpus, tmp_path / "out", *args)
     assert r.exit_code == 2 and needle in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.mark.parametrize("start", [2, 3, 65_536])
+def test_kept_rows_survive_growth_and_a_repeated_key_keeps_its_winner(monkeypatch, start):
+    import numpy as np
+    import pyarrow as pa
+
+    from reconstruct import resume
+
+    monkeypatch.setattr(resume._Kept, "START", start)  # arrays that must grow (and copy) between batches
+    kept = resume._Kept()
+    batches = [([0, 1, 2], ["ok", "failed", "ok"], [5, 5, 5], np.array([10, 11, 12])),
+               ([3, 1], ["ok", "ok"], [5, 1], np.array([13.0, 14.5])),  # key 1 again, ok, older: ok wins anyway
+               ([4], ["failed"], [9], np.array([15]))]
+    for key, status, created, seed in batches:
+        t = pa.table({"status": status, "created_at": pa.array(created, pa.int64())})
+        kept.add(np.array(key), t, seed=seed)
+    won = kept.winners()
+    order = np.argsort(won["key"])
+    assert won["key"][order].tolist() == [0, 1, 2, 3, 4]
+    assert won["seed"][order].tolist() == [10, 14.5, 12, 13, 15]  # int then float batches: one float column
+    assert won["ok"][order].tolist() == [True, True, True, True, False]
+
+
+def test_kept_rows_with_every_key_once_come_back_as_added(monkeypatch):
+    import numpy as np
+    import pyarrow as pa
+
+    from reconstruct import resume
+
+    monkeypatch.setattr(resume._Kept, "START", 2)
+    kept = resume._Kept()
+    for key in ([7, 3], [5], [0, 9, 1]):
+        kept.add(np.array(key), pa.table({"status": ["ok"] * len(key), "created_at": pa.array([1] * len(key), pa.int64())}),
+                 seed=np.array(key) * 10)
+    won = kept.winners()
+    assert won["key"].tolist() == [7, 3, 5, 0, 9, 1] and won["seed"].tolist() == [70, 30, 50, 0, 90, 10]
