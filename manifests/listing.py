@@ -87,9 +87,9 @@ def table_from_rows(rows: Iterator[dict]) -> pa.Table:
         column = _narrow(table[name])
         table = table.drop_columns([name])
         if column.type == pa.string():
-            chunks = column.chunks
-            del column  # the list is the chunks' last holder: _joined frees each once copied
-            columns[name] = _joined(chunks)
+            pieces = column.chunks
+            del column  # the list is the pieces' last holder: _joined frees each once copied
+            columns[name] = _joined(pieces)
         else:
             columns[name] = column.combine_chunks()
     release_unused()

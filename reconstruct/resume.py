@@ -12,7 +12,6 @@ per-clip seed) is what this run would use: a difference is a Conflict naming the
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 
