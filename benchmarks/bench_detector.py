@@ -26,13 +26,13 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import manifests  # noqa: E402
-from detector.augment import Augmenter  # noqa: E402
+from detector.training.augment import Augmenter  # noqa: E402
 from detector.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from detector.data import ClipDataset, assign_splits, collate, load_clips  # noqa: E402
-from detector.model import Detector  # noqa: E402
-from detector.sampler import PairedBatchSampler  # noqa: E402
-from detector.scoring import score_paths  # noqa: E402
-from detector.train import batch_loss  # noqa: E402
+from detector.training.data import ClipDataset, assign_splits, collate, load_clips  # noqa: E402
+from detector.model.detector import Detector  # noqa: E402
+from detector.training.sampler import PairedBatchSampler  # noqa: E402
+from detector.scoring.windows import score_paths  # noqa: E402
+from detector.training.loop import batch_loss  # noqa: E402
 
 
 def make_manifest(root: Path, n: int, seconds: float) -> Path:
@@ -133,7 +133,7 @@ def main() -> None:
 
 def onnx_vs_torch(model, cfg: RunConfig, paths: list[str], audio_s: float, args, tmp: Path) -> None:
     """5. Scoring RTF through onnxruntime vs PyTorch, alternating which runs first; medians of the repeats."""
-    from detector.onnx_export import OnnxDetector, export_model
+    from detector.scoring.onnx_export import OnnxDetector, export_model
 
     t0 = time.perf_counter()
     report = export_model(model, cfg, {}, tmp / "model.onnx")

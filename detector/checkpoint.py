@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from manifests.errors import UsageError
 
 from .config import RunConfig
-from .model import Detector
+from .model.detector import Detector
 
 FORMAT = "hardspoof-detector/1"
 
@@ -107,6 +107,6 @@ def load(folder: str | os.PathLike, cfg: RunConfig | None = None) -> tuple[Detec
     load_state(model, load_file(str(weights)), str(weights))
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    from .distributed import device
+    from .training.distributed import device
 
     return model.to(device()).eval(), saved, meta

@@ -101,7 +101,7 @@ def main() -> None:
 def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh, allow_remote_paths, no_progress,
           **opts) -> None:
     """Train a detector on one or more manifests (status=ok rows; splits from the `split` column)."""
-    from .train import train as run
+    from .training.loop import train as run
 
     cfg = build_config(config_file, bonafide_methods, holdout_attacks, **opts)
     summary = run(list(manifests_), out, cfg, resume=not fresh, progress=not no_progress,
@@ -138,7 +138,7 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
           no_progress) -> None:
     """EER %, minDCF, actDCF, Cllr, per-attack/method/model EER; writes scores.tsv (higher = bona fide), det.png,
     hist.png. CHECKPOINT may be an exported .onnx file."""
-    from .evaluate import evaluate
+    from .scoring.evaluate import evaluate
 
     _check_scoring_options(batch_size, max_duration)
     methods = None if bonafide_methods is None else [m for m in bonafide_methods.split(",") if m]
@@ -174,7 +174,7 @@ def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, execu
           ray_address, no_progress) -> None:
     """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error; with a calibrated
     checkpoint also llr and p_bonafide. CHECKPOINT may be an exported .onnx file (run by onnxruntime)."""
-    from .evaluate import score as run
+    from .scoring.evaluate import score as run
 
     _check_scoring_options(batch_size, max_duration)
     if workers < 0 or gpus_per_worker < 0:
@@ -195,7 +195,7 @@ def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, execu
 def export(ckpt, fmt, out) -> None:
     """Export a detector to ONNX: input wav (batch, samples) float32 at 16 kHz, outputs logit (higher = bona fide)
     and layer_weights; config, threshold and calibration in its metadata. Checked against PyTorch before writing."""
-    from .onnx_export import TOLERANCE, export_onnx
+    from .scoring.onnx_export import TOLERANCE, export_onnx
 
     r = export_onnx(ckpt, out)
     click.echo(f"wrote {r['out']}: dynamic batch, {r['length_axis']} length, max |logit difference| to PyTorch "
@@ -219,7 +219,7 @@ def calibrate(ckpt, manifest, split, p_spoof, c_miss, c_fa, batch_size, allow_re
               no_progress) -> None:
     """Fit llr = a * score + b (prior-weighted logistic regression at the operating point's effective prior)
     on a split; `detector score` then adds llr and p_bonafide, `detector eval` actDCF and Cllr on LLRs."""
-    from .calibration import calibrate as run
+    from .scoring.calibration import calibrate as run
 
     _check_scoring_options(batch_size, max_duration)
     r = run(ckpt, manifest, split, p_spoof, c_miss, c_fa, batch_size, progress=not no_progress,
@@ -247,7 +247,7 @@ def _check_scoring_options(batch_size: int, max_duration: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def inspect(ckpt, as_json) -> None:
     """Print a checkpoint's config, threshold, dev EER and learned layer weights."""
-    from .evaluate import inspect as run
+    from .scoring.evaluate import inspect as run
 
     r = run(ckpt)
     if as_json:
@@ -264,7 +264,7 @@ def inspect(ckpt, as_json) -> None:
             click.echo(f"{name}: " + " ".join(f"L{i}={w:.3f}" for i, w in enumerate(weights)))
 
 
-main.add_command(__import__("detector.experiment", fromlist=["experiment"]).experiment)  # `detector experiment`
+main.add_command(__import__("detector.experiment.runner", fromlist=["experiment"]).experiment)  # `detector experiment`
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,7 +33,7 @@ def world(tmp_path_factory):
     """Tiny real inputs and broken ones; a trained tiny detector."""
     from detector.cli import main as detector
     from tests.detector.conftest import make_manifest
-    from tests.detector.test_score_hostile import TINY
+    from tests.detector.scoring.test_score_hostile import TINY
 
     root = tmp_path_factory.mktemp("world")
     corpus = root / "corpus"
@@ -46,7 +46,7 @@ def world(tmp_path_factory):
     (root / "text.txt").write_text("not a corpus\n")
     import yaml
 
-    from tests.detector.test_experiment import TINY as TINY_SECTIONS
+    from tests.detector.experiment.test_experiment import TINY as TINY_SECTIONS
 
     experiment = root / "exp.yaml"
     experiment.write_text(yaml.safe_dump({"train": {"manifest": str(manifest)}, "defaults": TINY_SECTIONS,

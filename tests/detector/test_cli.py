@@ -11,8 +11,8 @@ from click.testing import CliRunner
 import manifests
 from detector import checkpoint
 from detector.cli import main
-from detector.data import assign_splits, load_clips
-from detector.scoring import score_paths
+from detector.training.data import assign_splits, load_clips
+from detector.scoring.windows import score_paths
 
 TINY = ["--frontend", "tiny", "--backend", "linear", "--tiny-hidden", "16", "--crop", "8000", "--batch-size", "2",
         "--epochs", "1", "--max-steps", "2", "--no-augment", "--no-progress"]
@@ -39,14 +39,14 @@ def test_train_two_steps_and_reload_identical_scores(run_dir: Path, manifest: Pa
     a, _, _ = score_paths(checkpoint.load(run_dir)[0], [c.path for c in dev], 8000)
     b, _, _ = score_paths(checkpoint.load(run_dir / "final")[0], [c.path for c in dev], 8000)
     assert np.array_equal(a, b) and np.isfinite(a).all()
-    from detector.metrics import eer
+    from detector.scoring.metrics import eer
     labels = np.array([c.label for c in dev])
     rate, thr = eer(a[labels == 1], a[labels == 0])
     assert rate == pytest.approx(meta["dev_eer"]) and thr == pytest.approx(meta["threshold"])
 
 
 def checkpoint_hash(path):
-    from detector.data import manifest_hash
+    from detector.training.data import manifest_hash
     return manifest_hash(path)
 
 

@@ -61,7 +61,7 @@ def test_bad_train_options_exit_2_one_line(tmp_path, args, words):
 def test_experiment_values_are_checked(tmp_path):
     import yaml
 
-    from detector.experiment_config import load
+    from detector.experiment.config import load
 
     base = {"train": {"manifest": "m.parquet"}, "variants": {"v": {}}, "eval": {"e": {"manifest": "m.parquet"}}}
     for patch, words in (({"eval_batch_size": "many"}, "eval_batch_size"), ({"seeds": [10**23]}, "seeds"),

@@ -3,7 +3,7 @@ import numpy as np
 from click.testing import CliRunner
 
 import manifests
-from detector.data import load_clips
+from detector.training.data import load_clips
 from manifests import storage
 from manifests.audio import load_audio
 from manifests.cli import main as manifests_main

@@ -1,0 +1,347 @@
+"""`detector experiment`: reconstruction runs -> variants x seeds trained -> every checkpoint on every eval set
+-> results.parquet, results.md (the paper's table shape) and results.png.
+
+Layout of OUT: manifests/ (imported corpora), corpora/ (filtered corpora handed to `reconstruct`),
+recon/<name>/ (reconstruct runs), runs/<variant>[/<fold>]/seed<S>/ (detector runs, final/ = finished; <fold>
+= the held-out attacks when the study holds some out), .../eval/<set>/ (scores, plots, result.json).
+
+`detector` never imports `reconstruct`: a reconstruction run to do is a `reconstruct run` subprocess,
+which resumes, so a re-run costs little. Training runs are skipped once OUT/runs/.../final exists.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from manifests import storage
+from manifests.errors import UsageError, first_line
+
+from . import config as xc
+from .report import write_reports
+
+
+class RunFailed(click.ClickException):
+    """A reconstruction or training run failed (exit code 1; bad config is exit code 2)."""
+    exit_code = 1
+
+
+def _import(src: xc.Source | xc.Recon, select: tuple = ()) -> list[dict]:
+    from manifests.corpus import import_corpus
+
+    rows = import_corpus(src.corpus, src.audio_dir)
+    for column, values in select:
+        rows = [r for r in rows if str(r.get(column)) in values]
+    if not rows:
+        raise UsageError(f"{src.name}: no corpus rows of {src.corpus} match select {dict(select)}")
+    return rows
+
+
+def source_manifest(src: xc.Source, out: Path) -> str:
+    """The manifest of a Source: as given, or its corpus imported once into OUT/manifests/<name>.parquet."""
+    if src.manifest:
+        if not Path(src.manifest).exists():
+            raise UsageError(f"{src.name}: manifest {src.manifest} does not exist")
+        return src.manifest
+    import manifests
+
+    dest = out / "manifests" / f"{src.name}.parquet"
+    if not dest.is_file():
+        manifests.write(_import(src), dest)
+    return str(dest)
+
+
+def _recon_corpus(r: xc.Recon, out: Path) -> tuple[str, list[str]]:
+    """(corpus argument, extra flags): a selection is written as a CSV of absolute paths with the original utt_ids."""
+    if not r.select:
+        return r.corpus, ["--audio-dir", r.audio_dir] if r.audio_dir else []
+    dest = out / "corpora" / f"{r.name}.csv"
+    rows = _import(r, r.select)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["utt_id", "path", "label", "attack", "speaker", "language", "split"]
+    with open(dest, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        w.writerows([[r.get(c) or "" for c in cols] for r in rows])
+    return str(dest), ["--allow-outside-root"]
+
+
+def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> str:
+    """Run (or resume) `reconstruct run` for a run to do; returns its manifest folder."""
+    if not r.todo:
+        if not Path(r.manifest).exists():
+            raise UsageError(f"reconstructions.{r.name}: manifest {r.manifest} does not exist")
+        return r.manifest
+    dest = Path(r.out) if r.out else out / "recon" / r.name
+    corpus, flags = _recon_corpus(r, out)
+    cmd = [sys.executable, "-m", "reconstruct.cli", "run", "--corpus", corpus, "--out", str(dest), "--seed", str(r.seed), *flags]
+    cmd += ["--method", r.method] if r.method else []
+    cmd += ["--model", r.model] if r.model else []
+    cmd += ["--checkpoint", r.checkpoint] if r.checkpoint else []
+    cmd += ["--limit", str(r.limit)] if r.limit is not None else []
+    for k, v in r.params:
+        cmd += ["--param", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
+    for k, values in r.grid:
+        cmd += ["--grid", f"{k}=" + ",".join(json.dumps(v) if not isinstance(v, str) else v for v in values)]
+    cmd += ["--executor", "ray", "--ray-address", ray_address] if ray_address else ["--executor", "local"]
+    click.echo(f"[recon {r.name}] {' '.join(cmd[1:])}", err=True)
+    rc = subprocess.run(cmd).returncode
+    if rc != 0:
+        raise RunFailed(f"reconstruction run {r.name!r} exited {rc}; re-run to resume (command above)")
+    return _this_run(r, dest / "manifest", corpus, out)
+
+
+def _variants(r: xc.Recon) -> set[str]:
+    """The model variants (`reconstruct run`'s folder and utt_id suffix) this run makes: its model or
+    paradigm default, with its parameters and every grid point."""
+    from reconstruct.plan import resolve_models
+
+    specs, _ = resolve_models((r.method,) if r.method else (), (r.model,) if r.model else (), dict(r.params),
+                              r.checkpoint, {k: list(v) for k, v in r.grid})
+    return {s.variant for s in specs}
+
+
+def _this_run(r: xc.Recon, manifest: Path, corpus: str, out: Path) -> str:
+    """Only this run's reconstructions (of its selected, first-`limit` sources; of its model variants): an
+    out folder may hold more from earlier runs, e.g. with a larger `limit`, another model or other parameters.
+    Written to OUT/manifests/recon-<name>."""
+    import manifests
+
+    table = manifests.read(manifest).to_pylist()
+    sources = None
+    if r.select:
+        with open(corpus, newline="", encoding="utf-8") as fh:
+            sources = [row["utt_id"] for row in csv.DictReader(fh)]
+        sources = set(sources[:r.limit] if r.limit is not None else sources)
+    variants = _variants(r)
+    rows = [row for row in table if row["kind"] == "reconstruction" and (sources is None or row["source_id"] in sources)
+            and any(row["utt_id"] == f"{row['source_id']}__{v}" for v in variants)]
+    if not r.select and not r.model and len(rows) == sum(row["kind"] == "reconstruction" for row in table):
+        return str(manifest)  # the whole folder is this run's
+    if not rows:
+        raise RunFailed(f"reconstruction run {r.name!r}: no reconstructions in {manifest}")
+    dest = out / "manifests" / f"recon-{r.name}.parquet"
+    manifests.write(rows, dest)
+    return str(dest)
+
+
+def run_dir(out: Path, variant: xc.Variant, seed: int, fold: tuple[str, ...] = ()) -> Path:
+    folder = out / "runs" / variant.slug
+    return (folder / xc.fold_name(fold) if fold else folder) / f"seed{seed}"
+
+
+def check_folds(exp: xc.Experiment, manifest_sets: list[tuple[str, ...]], names_only: bool = False) -> None:
+    """Before any training: every held-out attack is in the training manifests, and (unless `names_only`)
+    every variant's training data (`manifest_sets`: train manifests + its reconstructions) keeps spoofs in
+    its train split."""
+    if not exp.held_out:
+        return
+    from ..training.data import SPOOF, assign_splits, check_attacks, hold_out, load_clips
+
+    for paths in dict.fromkeys(manifest_sets):
+        clips = assign_splits(load_clips(list(paths), require_both=False))
+        for fold in exp.folds:
+            try:
+                check_attacks(clips, fold)
+                if names_only:
+                    continue
+                kept, _ = hold_out(clips, fold)
+            except UsageError as e:
+                raise UsageError(f"holdout {xc.fold_name(fold)}: {first_line(e)}") from None
+            if not any(c.split == "train" and c.label == SPOOF for c in kept):
+                raise UsageError(f"holdout {xc.fold_name(fold)}: holding out {', '.join(fold)} leaves no spoof in "
+                                 f"the train split of {', '.join(paths)}; hold out fewer attacks")
+
+
+def is_finished(folder: Path) -> bool:
+    """A finished run has its final checkpoint (weights + meta written last)."""
+    return (folder / "final" / "model.safetensors").is_file() and (folder / "final" / "meta.json").is_file()
+
+
+def mining_rounds(task: dict, folder: Path) -> str:
+    """Round 1 and the selection of a mining variant (see config.Mining); returns the mined
+    manifest that round 2 trains on. Each step is skipped when its output exists, so a re-run resumes."""
+    from manifests.mine import mine
+
+    from ..config import RunConfig
+    from ..scoring.evaluate import score
+    from ..training.loop import train
+
+    m, seed = task["mine"], task["seed"]
+    mined = folder / "mined.parquet"
+    if mined.is_file():
+        return str(mined)
+    scores = None
+    if m["select"] == "hard":
+        first = folder / "round1"
+        extra = []
+        if m["round1"] == "random":
+            extra = [str(folder / "round1-random.parquet")]
+            if not Path(extra[0]).is_file():
+                mine(m["manifest"], None, m["keep"], m["per"], extra[0], random=True, seed=seed)
+        if not is_finished(first):
+            train(task["manifests"] + extra, first, RunConfig.from_dict(task["config"]), resume=True, progress=False)
+        scores = first / "candidates.tsv"
+        if not scores.is_file():
+            score(first, m["manifest"], scores, batch_size=task["batch_size"], progress=False)
+    mine(m["manifest"], scores, m["keep"], m["per"], mined, random=m["select"] == "random", seed=seed)
+    return str(mined)
+
+
+def run_one(task: dict) -> list[dict]:
+    """Train one variant x seed (unless finished) and evaluate it on every eval set; returns result rows.
+
+    A plain function of plain data, so it runs in-process or as a Ray task.
+    """
+    from ..config import RunConfig
+    from ..training.data import manifest_hash
+    from ..scoring.evaluate import evaluate
+    from ..training.loop import train
+
+    if task.get("threads"):
+        import torch
+
+        torch.set_num_threads(task["threads"])
+    folder = Path(task["run_dir"])
+    info_path = folder / "experiment.json"
+    skipped = is_finished(folder)
+    if not skipped:
+        t0 = time.time()
+        extra = [mining_rounds(task, folder)] if task.get("mine") else []
+        train(task["manifests"] + extra, folder, RunConfig.from_dict(task["config"]), resume=True, progress=False)
+        info_path.write_text(json.dumps({"train_seconds": time.time() - t0, "manifests": task["manifests"]}))
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    meta = json.loads((folder / "final" / "meta.json").read_text())
+    rows = []
+    held_out = task.get("held_out", [])
+    pct = lambda v: None if v is None else 100 * v  # noqa: E731
+    for name, manifest, split in task["evals"]:
+        cache = folder / "eval" / name / "result.json"
+        key = f"{manifest_hash(manifest)}:{split}:{','.join(held_out)}:v3"
+        res = json.loads(cache.read_text()) if cache.is_file() else {}
+        if res.get("key") != key:
+            r = evaluate(folder, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False,
+                         split=split, held_out=held_out)
+            res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"], "held_out_eer": r["held_out_eer"],
+                   "seen_eer": r["seen_eer"], "per_attack": {a: 100 * v for a, v in r["per_attack"].items()}}
+            cache.write_text(json.dumps(res))
+        rows.append({"variant": task["variant"], "seed": task["seed"], "fold": task.get("fold", "all"),
+                     "eval_set": name, "eer": 100 * res["eer"], "held_out_eer": pct(res["held_out_eer"]),
+                     "seen_eer": pct(res["seen_eer"]), "min_dcf": res["min_dcf"], "n_clips": res["n"],
+                     "dev_eer": 100 * meta["dev_eer"], "per_attack_eer": json.dumps(res["per_attack"], sort_keys=True),
+                     "train_seconds": info.get("train_seconds"), "trained_now": not skipped,
+                     "run_dir": os.path.relpath(folder, task.get("out", folder.parent))})
+    return rows
+
+
+def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
+    if not ray_address:
+        rows = []
+        for i, t in enumerate(tasks, 1):
+            state = "done, evaluating" if is_finished(Path(t["run_dir"])) else "training"
+            fold = f" without {t['fold']}" if t.get("held_out") else ""
+            click.echo(f"[{i}/{len(tasks)}] {t['variant']}{fold} seed {t['seed']}: {state}", err=True)
+            rows += run_one(t)
+        return rows
+    import ray
+
+    started = not ray.is_initialized()  # an already connected driver (e.g. tests) keeps its connection
+    if started:
+        ray.init(address=ray_address, log_to_driver=True)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        cpus = (tasks[0].get("threads") or 1) if tasks else 1
+        remote = ray.remote(num_gpus=1 if gpus >= 1 else 0, num_cpus=cpus)(run_one)
+        click.echo(f"ray: {len(tasks)} task(s), {'1 GPU' if gpus >= 1 else f'{cpus} CPU'} each", err=True)
+        return [row for rows in ray.get([remote.remote(t) for t in tasks]) for row in rows]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str | None = None,
+                   command: str = "", finished_only: bool = False) -> dict:
+    """Everything above; returns {'rows': n, 'trained': n, 'files': [...], 'seconds': s}. With `finished_only`,
+    nothing is reconstructed or trained: the runs finished so far are evaluated (cached) and reported."""
+    t0 = time.time()
+    out = Path(out).resolve()
+    if finished_only and not out.is_dir():
+        raise UsageError(f"no finished run under {out / 'runs'} to report ({out} does not exist)")
+    storage.check_writable(out)  # creates it; a place that cannot hold it is one line before any work
+    train_manifests = [source_manifest(t, out) for t in exp.train]
+    check_folds(exp, [tuple(train_manifests)], names_only=True)  # before reconstruction runs: a misnamed attack
+    evals = [(e.name, source_manifest(e, out), e.split) for e in exp.evals]
+    needed = {r for v in exp.variants for r in v.reconstructions} | {v.mine.candidates for v in exp.variants if v.mine}
+    recon = {} if finished_only else \
+        {r.name: reconstruction_manifest(r, out, ray_address) for r in exp.reconstructions if r.name in needed}
+    if not finished_only:
+        check_folds(exp, [tuple(train_manifests + [recon[r] for r in v.reconstructions]) for v in exp.variants])
+    tasks = [{"run_dir": str(run_dir(out, v, s, fold)), "out": str(out), "variant": v.name, "seed": s, "fold": xc.fold_name(fold),
+              "held_out": list(fold), "batch_size": exp.eval_batch_size, "threads": exp.threads,
+              "manifests": train_manifests + [recon[r] for r in v.reconstructions if r in recon],
+              "config": v.run.replace("train", seed=s).replace("data", holdout_attacks=fold).to_dict(), "evals": evals,
+             "mine": dataclasses.asdict(v.mine) | {"manifest": recon.get(v.mine.candidates)} if v.mine else None}
+             for fold in exp.folds for v in exp.variants for s in (v.seeds or exp.seeds)]
+    missing = []
+    if finished_only:
+        missing = [f"{t['variant']}{' without ' + t['fold'] if t['held_out'] else ''} seed {t['seed']}"
+                   for t in tasks if not is_finished(Path(t["run_dir"]))]
+        tasks = [t for t in tasks if is_finished(Path(t["run_dir"]))]
+        if not tasks:
+            raise UsageError(f"no finished run under {out / 'runs'} to report")
+    try:
+        rows = _execute(tasks, None if finished_only else ray_address)
+    except UsageError as e:
+        raise RunFailed(f"a training/eval run failed: {first_line(e)}") from None
+    seconds = time.time() - t0
+    trained = len({r["run_dir"] for r in rows if r["trained_now"]})
+    with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "command": command,
+                             "wall_seconds": round(seconds, 1), "runs": len(tasks), "trained": trained}) + "\n")
+    files = write_reports(rows, exp, out, missing)
+    return {"rows": len(rows), "trained": trained, "runs": len(tasks), "files": files, "seconds": seconds}
+
+
+def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set {pair!r}: expected NAME=VALUE")
+        out[name] = value
+    return out
+
+
+@click.command()
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False), help="Experiment YAML.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [the config's `out`].")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Set a variable of the config's `vars:` (e.g. a corpus location); repeatable. "
+                   "An environment variable of the same name works too; --set wins.")
+@click.option("--ray-address", help="Train variants as Ray tasks on this cluster ('auto', 'ray://HOST:10001'); "
+                                    "one GPU per task when the cluster has GPUs. Default: sequential, in-process.")
+@click.option("--finished-only", is_flag=True,
+              help="Train and reconstruct nothing: report the runs finished so far (a long study's interim table).")
+def experiment(config_file: str, out: str | None, sets: tuple[str, ...], ray_address: str | None,
+               finished_only: bool) -> None:
+    """Train every variant x seed of an experiment YAML, evaluate each on every eval set, write the table.
+
+    Re-running skips finished runs (OUT/runs/<variant>/seed<S>/final) and cached evaluations.
+    Writes OUT/results.parquet (EER in %), OUT/results.md, OUT/results.png; appends to OUT/invocations.jsonl.
+    """
+    exp = xc.load(config_file, _overrides(sets))
+    command = f"detector experiment --config {config_file}" + (f" --out {out}" if out else "") + \
+        "".join(f" --set {s}" for s in sets) + (f" --ray-address {ray_address}" if ray_address else "") + \
+        (" --finished-only" if finished_only else "")
+    if not (out or exp.out):
+        raise UsageError("no output folder: pass --out or set `out` in the config")
+    r = run_experiment(exp, out or exp.out, ray_address, command, finished_only)
+    click.echo(f"{r['runs']} run(s), {r['trained']} trained now, {r['rows']} result row(s) in {r['seconds']:.0f} s")
+    click.echo("wrote " + ", ".join(r["files"]))

@@ -1,0 +1,43 @@
+"""Back-ends: (B, T, D) features -> embedding (B, E) for the contrastive terms, and a bona fide logit."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from manifests.errors import UsageError
+
+
+class LinearBackend(nn.Module):
+    """Mean + std pooling over time, a two-layer MLP to the embedding, a linear head."""
+
+    def __init__(self, dim: int, embed_dim: int = 64, dropout: float = 0.1, **_):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2 * dim, embed_dim), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(embed_dim, embed_dim))
+        self.embed_dim = embed_dim
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) -> (B, E)."""
+        return self.mlp(torch.cat([x.mean(1), x.std(1, unbiased=False)], dim=-1))
+
+
+def aasist_size(cfg) -> str:
+    """The AASIST size a ModelConfig asks for: 'auto' is the paper's full size on a pretrained SSL front-end
+    (xlsr, hf:...), the small one on the CPU front-ends."""
+    if cfg.aasist_size != "auto":
+        return cfg.aasist_size
+    pretrained_ssl = cfg.frontend == "xlsr" or cfg.frontend.startswith("hf:")
+    return "full" if pretrained_ssl else "small"
+
+
+def build_backend(name: str, dim: int, cfg, map_channels: int | None = None) -> nn.Module:
+    """`aasist` | `linear`, sized from the ModelConfig `cfg`; `map_channels`: the front-end already made an
+    encoded spectro-temporal map (see aasist.py beside this file)."""
+    if name == "linear":
+        return LinearBackend(dim, embed_dim=cfg.embed_dim, dropout=cfg.dropout)
+    if name == "aasist":
+        from .aasist import AASIST
+
+        return AASIST(dim, proj_dim=cfg.proj_dim, gat_dim=cfg.gat_dim, dropout=cfg.dropout, size=aasist_size(cfg),
+                      map_channels=map_channels)
+    raise UsageError(f"unknown back-end {name!r}; allowed: aasist, linear")

@@ -1,0 +1,380 @@
+"""The training loop: paired batches, RACL (or CE), validation loss and EER each epoch, early stopping and
+epoch averaging on the validation loss (the paper's rule; `select_on`), resume, per-epoch CSV log.
+Runs on one CPU/GPU or under torchrun (DDP)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from manifests import storage
+from manifests.errors import UsageError
+
+from .. import checkpoint
+from . import distributed as ddp
+from .augment import Augmenter
+from ..config import RunConfig, TrainConfig
+from .data import BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, hold_out, load_clips, manifest_hash
+from .losses import cross_entropy, enhancement_mask, racl
+from ..scoring.metrics import eer
+from ..model.detector import Detector
+from .sampler import PairedBatchSampler
+from ..scoring.windows import score_paths
+
+LOG_FIELDS = ["epoch", "lr", "steps", "samples", "seconds", "loss_total", "loss_cls", "loss_std", "loss_enh",
+              "loss_reg", "dev_loss", "dev_eer", "failed_clips", "bona_drawn", "other_drawn", "recon_drawn",
+              "recon_paired_share"]
+
+
+class NonFiniteLoss(UsageError):
+    """The loss became NaN/Inf: the run stops, naming the step and the clips of the batch."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def batch_loss(model: torch.nn.Module, wav: torch.Tensor, labels: torch.Tensor, clips: Sequence[Clip],
+               tcfg: TrainConfig, valid: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Loss terms on the global batch (gathered across DDP ranks; rows with valid == False, padding for
+    unreadable clips, are left out) and this rank's layer weights (B, L)."""
+    out = model(wav)
+    valid = torch.ones(len(clips), dtype=torch.bool) if valid is None else valid
+    keep = ddp.gather(valid.to(out.logit.device, torch.float32)) > 0.5
+    logit, emb, lab = ddp.gather(out.logit)[keep], ddp.gather(out.embedding)[keep], ddp.gather(labels)[keep]
+    if tcfg.loss == "ce":
+        return cross_entropy(logit, lab), out.layer_weights
+    info = [i for i, k in zip(ddp.gather_objects([(c.utt_id, c.source_id, c.kind) for c in clips]), keep.tolist()) if k]
+    mask = enhancement_mask([i[0] for i in info], [i[1] for i in info], [i[2] for i in info], lab)
+    return racl(logit, emb, lab, mask, tcfg.alpha, tcfg.beta, tcfg.gamma, tcfg.margin), out.layer_weights
+
+
+@dataclass
+class State:
+    epoch: int = 0                          # next epoch to run
+    best_eer: float = math.inf              # dev EER of the selected epoch
+    best_epoch: int = -1
+    best_loss: float = math.inf             # validation loss of the selected epoch
+    history: list[dict] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # utt_id -> reason, unreadable clips
+
+
+def split_clips(paths: Sequence[str], cfg: RunConfig, allow_remote_paths: bool = False
+                ) -> tuple[list[Clip], list[Clip], int]:
+    """(train, dev, unused) after the label policy, the held-out attacks and split assignment, both checked
+    for two classes; unused = clips left with no split (reconstructions whose original is absent and that
+    carry no split)."""
+    clips, _ = hold_out(load_clips(paths, cfg.data.bonafide_methods, allow_remote_paths=allow_remote_paths),
+                        cfg.data.holdout_attacks)
+    clips = assign_splits(clips, cfg.data.dev_fraction)
+    train = [c for c in clips if c.split == "train"]
+    dev = [c for c in clips if c.split == "dev"]
+    if not train or not dev:
+        raise UsageError(f"need train and dev clips, got {len(train)} train and {len(dev)} dev; set the manifest's "
+                         "split column, or leave it empty for a speaker-disjoint split (--dev-fraction)")
+    check_classes(train, "the train split")
+    check_classes(dev, "the dev split")
+    return train, dev, sum(1 for c in clips if c.split is None)
+
+
+def _optimizer(model: torch.nn.Module, tcfg: TrainConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(tcfg.lr_halve_every, 1), gamma=0.5)
+    return opt, sched
+
+
+def validation_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Class-balanced binary cross-entropy of bona fide logits (the mean over the two classes of each
+    class's mean BCE), so the checkpoint rule does not depend on the dev split's class ratio."""
+    terms = []
+    for cls in (BONAFIDE, 1 - BONAFIDE):
+        s = scores[labels == cls]
+        if len(s):
+            z = s if cls == BONAFIDE else -s  # BCE(logit, 1) = softplus(-logit); BCE(logit, 0) = softplus(logit)
+            terms.append(float(np.mean(np.logaddexp(0.0, -z))))
+    return float(np.mean(terms))
+
+
+def _validate(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, world: int, progress: bool) -> dict:
+    """Score the dev clips (sliding windows, as `detector eval`): loss, eer, threshold, layer weights."""
+    mine = list(range(rank, len(dev), world))
+    scores, _, weights = score_paths(model, [dev[i].path for i in mine], cfg.data.crop, cfg.data.sample_rate,
+                                     cfg.data.batch_size, progress, desc="dev")
+    pairs = ddp.gather_objects([(i, float(s)) for i, s in zip(mine, scores)])
+    full = np.full(len(dev), np.nan)
+    for i, s in pairs:
+        full[i] = s
+    labels = np.array([c.label for c in dev])
+    ok = np.isfinite(full)
+    if not ((ok & (labels == BONAFIDE)).any() and (ok & (labels != BONAFIDE)).any()):
+        raise UsageError(f"no readable dev clips of one class ({int(ok.sum())} of {len(dev)} readable); "
+                         "dev EER needs bona fide and spoof audio")
+    rate, thr = eer(full[ok & (labels == BONAFIDE)], full[ok & (labels != BONAFIDE)])
+    return {"eer": rate, "threshold": thr, "loss": validation_loss(full[ok], labels[ok]), "weights": weights}
+
+
+def improves(state: State, result: dict, select_on: str) -> bool:
+    """Whether an epoch's validation `result` beats the selected one: lower loss (select_on='loss'), or
+    lower EER with ties broken by lower loss (select_on='eer'; a dev EER stuck at 0 keeps improving on loss)."""
+    if select_on == "loss":
+        return result["loss"] < state.best_loss
+    return (result["eer"], result["loss"]) < (state.best_eer, state.best_loss)
+
+
+def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, rank: int, progress: bool) -> dict:
+    model.train()
+    sums: dict[str, float] = {}
+    steps = samples = 0
+    bar = tqdm(loader, desc=f"epoch {state.epoch}", disable=not progress or rank != 0, unit="batch")
+    for batch in bar:
+        for idx, reason in batch["failed"]:
+            state.failed[train_clips[idx].utt_id] = reason
+        n_valid = int(batch["valid"].sum())
+        if ddp.all_sum(float(n_valid)) == 0:  # every rank skips together, or DDP would hang
+            continue
+        clips = [train_clips[i] for i in batch["index"].tolist()]
+        dev = next(model.parameters()).device
+        terms, _ = batch_loss(model, batch["wav"].to(dev), batch["label"].to(dev), clips, cfg.train, batch["valid"])
+        if not torch.isfinite(terms["total"]):
+            bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+            raise NonFiniteLoss(f"non-finite loss at epoch {state.epoch} step {steps} ({bad}) on clips "
+                                f"{', '.join(c.utt_id for c in clips)}; lower --lr or check these clips")
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        opt.step()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        steps += 1
+        samples += n_valid
+        bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
+        if cfg.train.max_steps is not None and steps >= cfg.train.max_steps:
+            break
+    for uid, reason in ddp.gather_objects(sorted(state.failed.items())):  # every rank knows every failure
+        state.failed[uid] = reason
+    return {"steps": steps, "samples": samples, **{f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}}
+
+
+def _keep_epochs(folder: Path, state: State, n: int) -> None:
+    """Delete epoch snapshots outside the averaging window of the best and of the latest epoch."""
+    keep = set(range(state.best_epoch - n + 1, state.best_epoch + 1)) | set(range(state.epoch - n + 1, state.epoch + 1))
+    for f in folder.glob("epoch_*.safetensors"):
+        if int(f.stem.split("_")[1]) not in keep:
+            f.unlink(missing_ok=True)
+
+
+def average_epochs(folder: Path, epochs: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the floating tensors of the snapshots of `epochs` (others from the last one)."""
+    states = [load_file(str(folder / f"epoch_{e:04d}.safetensors")) for e in epochs
+              if (folder / f"epoch_{e:04d}.safetensors").is_file()]
+    if not states:
+        raise UsageError(f"no epoch snapshots {list(epochs)} in {folder}")
+    out = {}
+    for k, v in states[-1].items():
+        out[k] = torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+    return out
+
+
+def rng_state() -> dict:
+    """Every RNG the training loop may draw from (torch CPU/CUDA, numpy, python), in tensors and plain
+    values that `torch.load(weights_only=True)` reads back."""
+    _, key, pos, has_gauss, gauss = np.random.get_state()
+    version, py_key, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "python": [int(version), torch.tensor(py_key, dtype=torch.int64), py_gauss]}
+
+
+def set_rng_state(saved: dict) -> None:
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(saved["torch"])
+    if saved["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda"])
+    key, pos, has_gauss, gauss = saved["numpy"]
+    np.random.set_state(("MT19937", key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, py_key, py_gauss = saved["python"]
+    random.setstate((version, tuple(int(k) for k in py_key.tolist()), py_gauss))
+
+
+# data options that do not change what is trained on (a resumed run may change them)
+_RESUME_FREE = {"num_workers"}
+
+
+def _resume_mismatch(saved: dict, cfg: RunConfig, hashes: list[str]) -> str | None:
+    """What differs between a saved run and this call, in words, or None (resume is safe)."""
+    now = cfg.to_dict()
+    for section in ("model", "data"):
+        was = saved["config"][section]
+        diff = [f"{k}: {was.get(k)!r} -> {v!r}" for k, v in now[section].items()
+                if k not in _RESUME_FREE and was.get(k) != v]
+        if diff:
+            return f"a different {section} config ({', '.join(diff[:3])})"
+    if "manifests" in saved and sorted(saved["manifests"]) != sorted(hashes):
+        return "other manifests (their content hashes differ from the ones it was trained on)"
+    return None
+
+
+def _save_last(out: Path, model: Detector, opt, sched, state: State, cfg: RunConfig, hashes: list[str]) -> None:
+    last = out / "last"
+    last.mkdir(parents=True, exist_ok=True)
+    tmp = last / ".state.pt.tmp"
+    with open(tmp, "wb") as fh:
+        torch.save({"model": model.saved_state(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "state": state.__dict__, "config": cfg.to_dict(), "manifests": sorted(hashes),
+                    "rng": rng_state()}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, last / "state.pt")
+
+
+def _trim_log(out: Path, next_epoch: int) -> None:
+    """Drop log rows of epochs that will run again (a kill between logging and saving the state)."""
+    log = out / "log.csv"
+    if not log.is_file():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) < next_epoch]
+    if len(keep) != len(lines):
+        tmp = log.with_name(".log.csv.tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, log)
+
+
+def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig, hashes: list[str]) -> State:
+    """The saved state of OUT (model, optimiser, schedule, counters, every RNG), or a fresh State. Refuses
+    (UsageError) to resume a run of other manifests or another data/model config."""
+    path = out / "last" / "state.pt"
+    if not path.is_file():
+        _trim_log(out, 0)
+        return State()
+    saved = torch.load(path, map_location=ddp.device(), weights_only=True)
+    mismatch = _resume_mismatch(saved, cfg, hashes)
+    if mismatch:
+        raise UsageError(f"{out} holds a run trained with {mismatch}; pass --fresh to start it over, or use "
+                         "another --out")
+    checkpoint.load_state(model, saved["model"], str(path))
+    opt.load_state_dict(saved["opt"])
+    sched.load_state_dict(saved["sched"])
+    if "rng" in saved:
+        set_rng_state(saved["rng"])
+    state = State(**saved["state"])
+    _trim_log(out, state.epoch)
+    return state
+
+
+def _log(out: Path, row: dict) -> None:
+    """Append one epoch to OUT/log.csv (and to TensorBoard under OUT/tb when tensorboard is installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(out / "tb")) as tb:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    tb.add_scalar(k, v, row["epoch"])
+    path = out / "log.csv"
+    new = not path.is_file()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig, resume: bool = True,
+          progress: bool = True, allow_remote_paths: bool = False) -> dict:
+    """Train a detector; writes OUT/log.csv, OUT/epochs/, OUT/last/ (resume) and OUT/final/ (the checkpoint).
+
+    Returns a summary dict: best_epoch, dev_eer, threshold, averaged epochs, failed clip count.
+    """
+    rank, world = ddp.init_from_env()
+    out = Path(out)
+    seed_everything(cfg.train.seed)
+    train_clips, dev, unused = split_clips(manifest_paths, cfg, allow_remote_paths)
+    if cfg.train.loss not in ("racl", "ce"):
+        raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce")
+    if cfg.train.select_on not in ("loss", "eer"):
+        raise UsageError(f"unknown --select-on {cfg.train.select_on!r}; allowed: loss, eer")
+    d = cfg.data
+    sampler = PairedBatchSampler(train_clips, d.batch_size, cfg.train.seed, rank, world, d.recon_share)
+    if rank == 0:
+        print(sampler.summary() + (f"; {unused} reconstruction(s) with neither their original nor a split in the "
+                                   "manifests are not used" if unused else ""), file=sys.stderr)
+    model = Detector(cfg.model).to(ddp.device())
+    opt, sched = _optimizer(model, cfg.train)
+    hashes = {p: manifest_hash(p) for p in manifest_paths}
+    state = _resume(out, model, opt, sched, cfg, list(hashes.values())) if resume else State()
+    net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.model.finetune)
+           if ddp.is_distributed() else model)
+    aug = Augmenter(d.sample_rate, d.noise_dir, d.rir_dir, d.snr_db, d.aug_prob, d.rawboost) if d.augment or d.rawboost else None
+    dataset = ClipDataset(train_clips, d.crop, d.sample_rate, train=True, augment=aug, seed=cfg.train.seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers)
+    epochs_dir = out / "epochs"
+    if rank == 0:
+        epochs_dir.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    while state.epoch < cfg.train.epochs and state.epoch - state.best_epoch <= cfg.train.patience:
+        t0 = time.time()
+        sampler.set_epoch(state.epoch)
+        dataset.epoch = state.epoch
+        stats = _run_epoch(net, loader, opt, train_clips, cfg, state, rank, progress)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        val = _validate(model, dev, cfg, rank, world, progress and rank == 0)
+        if improves(state, val, cfg.train.select_on):
+            state.best_eer, state.best_loss, state.best_epoch = val["eer"], val["loss"], state.epoch
+        stats["samples"] = int(ddp.all_sum(stats["samples"]))
+        drawn = sampler.epoch_stats()
+        row = {"epoch": state.epoch, "lr": lr, "seconds": time.time() - t0, "dev_loss": val["loss"],
+               "dev_eer": val["eer"], "failed_clips": len(state.failed), **stats,
+               **{k: drawn[k] for k in ("bona_drawn", "other_drawn", "recon_drawn")},
+               "recon_paired_share": drawn["paired_share"]}
+        state.history.append(row)
+        if rank == 0:
+            checkpoint.save_weights(epochs_dir / f"epoch_{state.epoch:04d}.safetensors", model.saved_state())
+            _log(out, row)
+            _keep_epochs(epochs_dir, state, cfg.train.average_last)
+        state.epoch += 1
+        if rank == 0:
+            _save_last(out, model, opt, sched, state, cfg, list(hashes.values()))
+    return _finish(out, model, dev, cfg, state, hashes, rank, world, progress)
+
+
+def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, hashes: dict[str, str], rank, world,
+            progress) -> dict:
+    """Average the selected epoch (lowest validation loss, or EER with --select-on eer) with the ones before
+    it, calibrate the threshold on dev, save final/."""
+    if state.best_epoch < 0:
+        raise UsageError(f"no epoch finished in {out} (epochs={cfg.train.epochs})")
+    epochs = list(range(max(0, state.best_epoch - cfg.train.average_last + 1), state.best_epoch + 1))
+    if ddp.is_distributed():
+        torch.distributed.barrier()
+    checkpoint.load_state(model, average_epochs(out / "epochs", epochs), str(out / "epochs"))
+    val = _validate(model, dev, cfg, rank, world, progress and rank == 0)
+    meta = {"threshold": val["threshold"], "dev_eer": val["eer"], "dev_loss": val["loss"],
+            "best_epoch": state.best_epoch, "selected_on": cfg.train.select_on, "averaged_epochs": epochs,
+            "layer_weights": [float(w) for w in val["weights"]], "failed_clips": state.failed,
+            "manifests": {storage.normalize(p): h for p, h in hashes.items()},
+            "score": "bona fide logit: higher = more likely bona fide"}
+    if rank == 0:
+        checkpoint.save(out / "final", model, cfg, meta)
+    return {"out": str(out / "final"), "best_epoch": state.best_epoch, "averaged_epochs": epochs,
+            "dev_eer": val["eer"], "dev_loss": val["loss"], "threshold": val["threshold"],
+            "failed_clips": len(state.failed)}
