@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tiny+RACL vs tiny+CE on the Czech dev corpus, 3 seeds (the README's "RACL vs CE" numbers).
+# tiny+RACL vs tiny+CE on the Czech dev corpus, 3 seeds (the "RACL vs CE" numbers of docs/training.md).
 # train = corpus train split (bona fide + TTS spoofs) + Griffin-Lim reconstructions of the train
 # bona fide clips; dev EER per run is printed by `detector inspect`. Extra train flags via "$@",
 # e.g. `bash experiments/racl_vs_ce.sh --epochs 5 --lr 1e-3 --lr-halve-every 3` (the second setting).

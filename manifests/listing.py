@@ -140,7 +140,7 @@ def driver_allocator() -> None:
     """Send this process's Arrow allocations to the system allocator, unless ARROW_DEFAULT_MEMORY_POOL
     chooses one: a driver holds one listing made a chunk at a time for the whole run, and Arrow's bundled
     allocator (mimalloc) keeps the freed blocks between its chunks: ~100 MiB more at a million clips
-    (README, Driver scale). Called by the driver commands."""
+    (docs/scale.md, Driver scale). Called by the driver commands."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
 

@@ -1,6 +1,6 @@
 """A corpus of bad inputs, generated (no binary fixtures), and what each one must give.
 
-`python -m tests.badinput` prints the README's "What happens to bad input" table from the
+`python -m tests.badinput` prints the table of docs/bad-input.md ("What happens to bad input") from the
 same cases the tests run.
 """
 from __future__ import annotations

@@ -93,8 +93,8 @@ def test_no_partial_or_nan_file_is_left(bad_run):
             assert np.isfinite(sf.read(f)[0]).all()
 
 
-def test_readme_table_is_generated_from_these_cases():
-    assert markdown_table() in (ROOT / "README.md").read_text()
+def test_docs_table_is_generated_from_these_cases():
+    assert markdown_table() in (ROOT / "docs/bad-input.md").read_text()
 
 
 def test_protocol_problems_are_exit_2(tmp_path):

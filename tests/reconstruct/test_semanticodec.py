@@ -31,7 +31,7 @@ from tests.conftest import speechlike
 
 INSTALLED = importlib.util.find_spec("semanticodec") is not None
 _skip = pytest.mark.skipif(not INSTALLED, reason="the semanticodec package is not installed "
-                           "(pip install -e '.[semanticodec]', from git); see README")
+                           "(pip install -e '.[semanticodec]', from git); see docs/backends.md")
 
 
 def real_package(test):
