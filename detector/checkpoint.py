@@ -72,9 +72,15 @@ def load_state(model: Detector, state: dict[str, torch.Tensor], where: str) -> N
 
 
 def weights_sha256(ckpt: str | os.PathLike) -> str:
-    """sha256 of a detector's weights: an exported .onnx file, or the model.safetensors of a checkpoint (or of
-    a run's final/ checkpoint). What `detector score` records and `manifests mine` stores as scored_by_sha256."""
+    """sha256 of a detector's weights: an exported .onnx file, the model.safetensors of a checkpoint (or of
+    a run's final/ checkpoint), or the authors' pinned file of `pretrained:NAME`. What `detector score` records
+    and `manifests mine` stores as scored_by_sha256."""
     from manifests import storage
+
+    from .model.pretrained import registry
+
+    if registry.is_pretrained(ckpt):
+        return registry.entry(str(ckpt)).sha256
 
     path = Path(ckpt)
     if path.is_dir():
@@ -88,7 +94,12 @@ def load(folder: str | os.PathLike, cfg: RunConfig | None = None) -> tuple[Detec
     """(model in eval mode, its config, meta) from a checkpoint folder (or a run folder holding final/).
 
     `cfg`, when given, must match the saved model config, else a UsageError names the differences.
+    `pretrained:NAME` loads a published countermeasure from the model store (model/pretrained/registry.py).
     """
+    from .model.pretrained import registry
+
+    if registry.is_pretrained(folder):
+        return registry.load(str(folder))
     folder = Path(folder)
     if (folder / "final" / "config.json").is_file():
         folder = folder / "final"

@@ -15,6 +15,7 @@ from manifests.audio import MAX_SECONDS
 from manifests.clitools import FiniteRange, Group
 from manifests.errors import UsageError
 
+from .cli_models import CheckpointPath, models
 from .config import RunConfig, load_yaml
 
 # CLI option -> (config section, field); None values (option not given) leave the config as is.
@@ -127,7 +128,7 @@ def _scoring_options(f):
 
 
 @main.command("eval")
-@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True),
+@click.option("--checkpoint", "ckpt", required=True, type=CheckpointPath(exists=True),
               help="Run or checkpoint folder, or a model.onnx from `detector export`.")
 @click.option("--manifest", required=True, help="Manifest to evaluate (local, or an s3:// / gs:// URI).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [CHECKPOINT/eval/<manifest>].")
@@ -160,7 +161,7 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
 
 
 @main.command()
-@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True),
+@click.option("--checkpoint", "ckpt", required=True, type=CheckpointPath(exists=True),
               help="Run or checkpoint folder, or a model.onnx from `detector export`.")
 @click.option("--input", "inputs", required=True, help="Audio file, folder or manifest; local or an s3:// / gs:// URI.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores TSV (higher = more likely bona fide).")
@@ -188,7 +189,7 @@ def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, execu
 
 
 @main.command()
-@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--checkpoint", "ckpt", required=True, type=CheckpointPath(exists=True, file_okay=False),
               help="Run or checkpoint folder.")
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Model file to write (.onnx).")
@@ -205,7 +206,7 @@ def export(ckpt, fmt, out) -> None:
 
 
 @main.command()
-@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True),
+@click.option("--checkpoint", "ckpt", required=True, type=CheckpointPath(exists=True),
               help="Run or checkpoint folder (stored in final/meta.json), or an exported .onnx (its metadata).")
 @click.option("--manifest", required=True, help="Manifest with labelled clips (local, or an s3:// / gs:// URI).")
 @click.option("--split", type=click.Choice(["train", "dev", "eval"]), default="dev", show_default=True,
@@ -243,7 +244,7 @@ def _check_scoring_options(batch_size: int, max_duration: float) -> None:
 
 
 @main.command()
-@click.option("--checkpoint", "ckpt", required=True, type=click.Path(exists=True), help="Run or checkpoint folder.")
+@click.option("--checkpoint", "ckpt", required=True, type=CheckpointPath(exists=True), help="Run or checkpoint folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def inspect(ckpt, as_json) -> None:
     """Print a checkpoint's config, threshold, dev EER and learned layer weights."""
@@ -264,6 +265,7 @@ def inspect(ckpt, as_json) -> None:
             click.echo(f"{name}: " + " ".join(f"L{i}={w:.3f}" for i, w in enumerate(weights)))
 
 
+main.add_command(models)  # `detector models list|pull|verify`
 main.add_command(__import__("detector.experiment.runner", fromlist=["experiment"]).experiment)  # `detector experiment`
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from manifests.errors import UsageError
 from ..training.data import BONAFIDE
 from .evaluate import load_detector, score_manifest
 from .metrics import C_FA, C_MISS, P_SPOOF, act_dcf, bayes_threshold, cllr, effective_prior, fit_calibration, min_dcf
+from ..model.pretrained import registry
 from .onnx_export import is_onnx
 
 METHOD = "prior-weighted logistic regression (FoCal/BOSARIS train_llr_fusion), llr = a * score + b"
@@ -46,6 +47,8 @@ def fit(bona: np.ndarray, spoof: np.ndarray, p_spoof: float = P_SPOOF, c_miss: f
 
 
 def _meta_file(ckpt: str | os.PathLike) -> Path:
+    if registry.is_pretrained(ckpt):  # a published model's calibration lives beside its staged weights
+        return registry.meta_file(str(ckpt))
     folder = Path(ckpt)
     return (folder / "final" if (folder / "final" / "config.json").is_file() else folder) / "meta.json"
 

@@ -17,6 +17,7 @@ from manifests.io import remote_path_refusal
 from .. import checkpoint
 from ..training.data import BONAFIDE, assign_splits, audio_files, check_classes, load_clips
 from .metrics import act_dcf, bayes_threshold, cllr, det_curve, eer, grouped_eer, min_dcf, posterior
+from ..model.pretrained import registry
 from .onnx_export import is_onnx
 from .windows import score_paths
 
@@ -96,7 +97,8 @@ def score_manifest(model, cfg, manifest: str | os.PathLike, split: str | None = 
         check_classes(clips, f"split {split!r} of {manifest}")
     refused = _refused([c.path for c in clips], str(manifest), allow_remote_paths)
     scores, errors, _ = score_paths(model, [c.path for c in clips], cfg.data.crop, cfg.data.sample_rate,
-                                    batch_size, progress, desc=desc, max_seconds=max_seconds, refused=refused)
+                                    batch_size, progress, desc=desc, max_seconds=max_seconds, refused=refused,
+                                    pad=cfg.data.pad == "repeat")
     return clips, scores, errors, refused
 
 
@@ -198,7 +200,8 @@ def score_rows(model, cfg, meta: dict, items: Sequence[tuple[str, str]], batch_s
     """(columns, rows, failed) of the scores file for (id, path) items: score, llr and p_bonafide under a
     calibration, decision at the checkpoint threshold, error."""
     scores, errors, _ = score_paths(model, [p for _, p in items], cfg.data.crop, cfg.data.sample_rate,
-                                    batch_size, progress, max_seconds=max_seconds, refused=refused)
+                                    batch_size, progress, max_seconds=max_seconds, refused=refused,
+                                    pad=cfg.data.pad == "repeat")
     thr = float(meta.get("threshold", 0.0))
     cal = meta.get("calibration")
     llr = calibration_columns(cal, scores)
@@ -243,6 +246,8 @@ def load_meta(ckpt: str | os.PathLike) -> tuple:
     if is_onnx(ckpt):
         _, cfg, meta = load_detector(ckpt)
         return cfg, meta
+    if registry.is_pretrained(ckpt):
+        return registry.run_config(str(ckpt)), registry.meta(str(ckpt))
     folder = Path(ckpt)
     folder = folder / "final" if (folder / "final" / "config.json").is_file() else folder
     if not (folder / "meta.json").is_file():

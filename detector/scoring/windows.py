@@ -23,10 +23,10 @@ from ..model.detector import Detector
 MIN_SECONDS = 0.025  # one front-end frame (XLS-R: 400 samples at 16 kHz); shorter clips carry no evidence
 
 
-def streamed_windows(blocks: Iterable[np.ndarray], length: int) -> Iterator[np.ndarray]:
+def streamed_windows(blocks: Iterable[np.ndarray], length: int, pad: bool = True) -> Iterator[np.ndarray]:
     """`data.windows` of a signal given as consecutive blocks: (length,) windows at 0, length, 2*length...
-    plus one aligned to the end when they do not reach it; one repeat-padded window for a short signal.
-    Memory: two windows."""
+    plus one aligned to the end when they do not reach it; one repeat-padded window for a short signal
+    (pad=False: the short signal as it is). Memory: two windows."""
     buf, pos, start = np.zeros(0, np.float32), 0, 0  # buf holds the signal from `start` on; `pos`: next window
     for b in blocks:
         buf = np.concatenate([buf, b])
@@ -38,21 +38,21 @@ def streamed_windows(blocks: Iterable[np.ndarray], length: int) -> Iterator[np.n
     end = start + buf.shape[0]
     if end <= length:
         if end > 0 and pos == 0:
-            yield fix_length(buf, length)
+            yield fix_length(buf, length) if pad else buf.copy()
     elif pos < end:
         yield buf[buf.shape[0] - length:].copy()
 
 
 def _clip_windows(path: str, crop: int, sample_rate: int, max_seconds: float | None,
-                  stream_above: int) -> Iterator[np.ndarray]:
+                  stream_above: int, pad: bool = True) -> Iterator[np.ndarray]:
     """The windows of one file (raises AudioError, possibly after some windows)."""
     if is_long(path, stream_above):
-        yield from streamed_windows(stream(path, sample_rate, max_seconds), crop)
+        yield from streamed_windows(stream(path, sample_rate, max_seconds), crop, pad)
         return
     wav, _ = load_audio(path, sr=sample_rate, max_seconds=max_seconds)
     if wav.shape[0] < MIN_SECONDS * sample_rate:
         raise AudioError(f"{storage.name(path)} is too short to score ({wav.shape[0]} samples < {MIN_SECONDS * 1000:g} ms)")
-    yield from windows(wav, crop)
+    yield from windows(wav, crop, pad=pad)
 
 
 def _forward(model: Detector | Callable) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -74,11 +74,12 @@ def _forward(model: Detector | Callable) -> Callable[[np.ndarray], tuple[np.ndar
 def score_paths(model: Detector | Callable, paths: Sequence[str], crop: int, sample_rate: int = 16000,
                 batch_size: int = 16, progress: bool = False, desc: str = "scoring", max_seconds: float | None = MAX_SECONDS,
                 stream_above: int = STREAM_ABOVE,
-                refused: dict[int, str] | None = None) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
+                refused: dict[int, str] | None = None, pad: bool = True) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
     """Score each file. Returns (scores (N,) float64 with NaN for files not scored, {index: error},
     mean layer weights (L,) over all windows). A clip longer than `crop` is covered by non-overlapping
     windows (the tail window aligned to the end); a shorter one is repeat-padded to `crop`, unless it
-    is shorter than MIN_SECONDS: that one is an error, since repeating it would invent a signal.
+    is shorter than MIN_SECONDS: that one is an error, since repeating it would invent a signal. With
+    pad=False (models of any input length) a shorter clip is scored as it is, in a batch of its own length.
     A header declaring more than `max_seconds` seconds is an error before decoding; files over
     `stream_above` samples are streamed (same windows, bounded memory). `refused` ({index: reason}) are
     errors without being opened. `model` is a Detector, or a function of a window batch as `_forward` says."""
@@ -103,7 +104,9 @@ def score_paths(model: Detector | Callable, paths: Sequence[str], crop: int, sam
         if i in errors:
             continue
         try:
-            for w in _clip_windows(path, crop, sample_rate, max_seconds, stream_above):
+            for w in _clip_windows(path, crop, sample_rate, max_seconds, stream_above, pad):
+                if pending and pending[0][1].shape != w.shape:
+                    flush()  # windows of unpadded clips differ in length: one batch per length
                 pending.append((i, w))
                 if len(pending) >= max(1, batch_size):
                     flush()

@@ -161,11 +161,12 @@ def fix_length(wav: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
     return wav[offset:offset + length]
 
 
-def windows(wav: np.ndarray, length: int, hop: int | None = None) -> np.ndarray:
-    """Sliding windows covering a clip: (W, length); one repeat-padded window for a short clip."""
+def windows(wav: np.ndarray, length: int, hop: int | None = None, pad: bool = True) -> np.ndarray:
+    """Sliding windows covering a clip: (W, length); one repeat-padded window for a short clip (with
+    pad=False the short clip itself, (1, T))."""
     hop = hop or length
     if wav.shape[0] <= length:
-        return fix_length(wav, length)[None]
+        return (fix_length(wav, length) if pad else wav)[None]
     starts = list(range(0, wav.shape[0] - length + 1, hop))
     if starts[-1] + length < wav.shape[0]:
         starts.append(wav.shape[0] - length)  # cover the tail

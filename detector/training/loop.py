@@ -115,7 +115,7 @@ def _validate(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, w
     """Score the dev clips (sliding windows, as `detector eval`): loss, eer, threshold, layer weights."""
     mine = list(range(rank, len(dev), world))
     scores, _, weights = score_paths(model, [dev[i].path for i in mine], cfg.data.crop, cfg.data.sample_rate,
-                                     cfg.data.batch_size, progress, desc="dev")
+                                     cfg.data.batch_size, progress, desc="dev", pad=cfg.data.pad == "repeat")
     pairs = ddp.gather_objects([(i, float(s)) for i, s in zip(mine, scores)])
     full = np.full(len(dev), np.nan)
     for i, s in pairs:
