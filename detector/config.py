@@ -19,6 +19,8 @@ from manifests.errors import UsageError, first_line
 class DataConfig:
     sample_rate: int = 16000              # Hz; every clip is resampled to this
     crop: int = 64600                     # samples per training crop (~4 s); short clips are repeat-padded
+    pad: str = "repeat"                   # scoring: repeat a clip shorter than `crop` up to it | none: score it as is
+                                          # (for models of any input length, e.g. the published LFCC-LCNN-LSTM)
     batch_size: int = 16                  # clips per batch per process (half bona fide, half spoof)
     recon_share: float | None = None      # share of a batch's spoof slots for its originals' own reconstructions;
                                           # None: 0.5 when there are other spoofs (corpus attacks), else 1.0
@@ -39,8 +41,9 @@ class DataConfig:
 class ModelConfig:
     frontend: str = "xlsr"                # xlsr | tiny | hf:<hub-id-or-folder>
     aggregation: str = "attn"             # attn | weighted | last
-    backend: str = "aasist"               # aasist | linear
+    backend: str = "aasist"               # aasist | linear | lcnn-lstm (LFCC-LCNN-LSTM) | rawnetlite (its BiGRU)
     aasist_size: str = "auto"             # full (the paper's SSL-AASIST) | small (CPU) | auto: full for xlsr/hf:, else small
+                                          # original | original-l: the raw-waveform AASIST / AASIST-L graph (sinc maps)
     finetune: bool = False                # train the pretrained front-end too (tiny is always trained)
     tiny_hidden: int = 32                 # tiny front-end: hidden size
     tiny_layers: int = 2                  # tiny front-end: transformer layers
@@ -105,8 +108,8 @@ RULES: dict[str, Any] = {
     "margin": (float, 1e-6, 2.0), "lr": (float, 1e-12, 10.0), "lr_halve_every": (int, 1, 100000),
     "weight_decay": (float, 0.0, 10.0), "epochs": (int, 1, 100000), "patience": (int, 0, 100000),
     "average_last": (int, 1, 1000), "max_steps": (int, 1, 10**9), "seed": (int, 0, SEED_MAX),
-    "aggregation": ("attn", "weighted", "last"), "backend": ("aasist", "linear"),
-    "aasist_size": ("auto", "small", "full"), "loss": ("racl", "ce"), "select_on": ("loss", "eer"),
+    "pad": ("repeat", "none"), "aggregation": ("attn", "weighted", "last"), "backend": ("aasist", "linear", "lcnn-lstm", "rawnetlite"),
+    "aasist_size": ("auto", "small", "full", "original", "original-l"), "loss": ("racl", "ce"), "select_on": ("loss", "eer"),
 }
 
 
