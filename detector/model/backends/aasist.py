@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from manifests.errors import UsageError
 
-SIZES = ("small", "full")
+SIZES = ("small", "full", "original", "original-l")
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -148,7 +148,9 @@ def AASIST(dim: int, proj_dim: int = 128, gat_dim: int = 32, dropout: float = 0.
     """The AASIST back-end, `embed(x: (B, T, dim)) -> (B, embed_dim)`.
 
     size: "small" (AASISTSmall, embed_dim 5 * gat_dim) | "full" (AASISTFull, the SSL-AASIST of
-    Tak et al. 2022, embed_dim 160; uses proj_dim, ignores gat_dim and dropout for the reference's).
+    Tak et al. 2022, embed_dim 160; uses proj_dim, ignores gat_dim and dropout for the reference's) |
+    "original" / "original-l" (AASISTOriginal, the graph part of the raw-waveform AASIST / AASIST-L,
+    embed_dim 160; needs map_channels; ignores proj_dim, gat_dim and dropout for the reference's).
     map_channels: None for SSL features; C when x is an encoded map (B, T, C * F), C-major per frame.
     """
     if size == "small":
@@ -157,6 +159,10 @@ def AASIST(dim: int, proj_dim: int = 128, gat_dim: int = 32, dropout: float = 0.
         from .aasist_full import AASISTFull  # imported here: aasist_full imports this module
 
         return AASISTFull(dim, proj_dim, map_channels=map_channels)
+    if size in ("original", "original-l"):
+        from .aasist_original import AASISTOriginal  # the raw-waveform AASIST's graph part, on sinc maps
+
+        return AASISTOriginal(dim, map_channels, size)
     raise UsageError(f"unknown AASIST size {size!r}; allowed: {', '.join(SIZES)}")
 
 

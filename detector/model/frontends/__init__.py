@@ -8,7 +8,9 @@ loaded from a source, so a checkpoint need not copy them while they stay frozen)
 `hf:X`  any wav2vec2 / HuBERT / WavLM checkpoint (hub id or folder) through AutoModel;
 `ge2e`  the frozen pretrained GE2E speaker encoder of resemblyzer, 3 LSTM layers (ge2e.py; CPU-sized);
 `lfcc`  LFCC features, the ASVspoof baseline front-end (lfcc.py; no weights);
+`rawnetlite` RawNetLite's peak normalisation, 3 s cut and conv stack, trained (rawnetlite.py);
 `sinc`  the sinc filterbank + residual encoder of the original AASIST, trained from scratch (sinc.py);
+`sinc-l` the same at AASIST-L's width (24 channels instead of 64);
 `tiny`  a small randomly initialised Wav2Vec2Model, trained from scratch (tests, benchmarks).
 Weights resolve as: a local folder > the model store HARDSPOOF_MODELS/<name> > the hub when online.
 Remote code is never trusted.
@@ -24,7 +26,7 @@ from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir
 
 XLSR_ID = "facebook/wav2vec2-xls-r-300m"
-CPU_FRONTENDS = ("ge2e", "lfcc", "sinc", "tiny")
+CPU_FRONTENDS = ("ge2e", "lfcc", "rawnetlite", "sinc", "sinc-l", "tiny")
 
 
 def resolve_weights(source: str) -> str:
@@ -87,7 +89,8 @@ class SSLFrontend(nn.Module):
 
 
 def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tiny_layers: int = 2) -> nn.Module:
-    """`xlsr` | `hf:<id-or-folder>` (a bare folder path works too) | `ge2e` | `lfcc` | `sinc` | `tiny` -> a front-end."""
+    """`xlsr` | `hf:<id-or-folder>` (a bare folder path works too) | `ge2e` | `lfcc` | `rawnetlite` | `sinc` | `sinc-l` |
+    `tiny` -> a front-end."""
     if spec == "tiny":
         from transformers import Wav2Vec2Model
 
@@ -101,10 +104,14 @@ def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tin
         from .lfcc import LFCCFrontend
 
         return LFCCFrontend()
-    if spec == "sinc":
+    if spec == "rawnetlite":
+        from .rawnetlite import RawNetLiteFrontend
+
+        return RawNetLiteFrontend()
+    if spec in ("sinc", "sinc-l"):
         from .sinc import SincFrontend
 
-        return SincFrontend()
+        return SincFrontend("aasist-l" if spec == "sinc-l" else "aasist")
     if spec == "xlsr":
         from transformers import Wav2Vec2Model
 
