@@ -31,8 +31,8 @@ def aasist_size(cfg) -> str:
 
 
 def build_backend(name: str, dim: int, cfg, map_channels: int | None = None) -> nn.Module:
-    """`aasist` | `linear`, sized from the ModelConfig `cfg`; `map_channels`: the front-end already made an
-    encoded spectro-temporal map (see aasist.py beside this file)."""
+    """`aasist` | `linear` | `lcnn-lstm` (lcnn.py) | `rawnetlite` (rawnetlite.py), sized from the ModelConfig `cfg`;
+    `map_channels`: the front-end already made an encoded spectro-temporal map (see aasist.py beside this file)."""
     if name == "linear":
         return LinearBackend(dim, embed_dim=cfg.embed_dim, dropout=cfg.dropout)
     if name == "aasist":
@@ -40,4 +40,12 @@ def build_backend(name: str, dim: int, cfg, map_channels: int | None = None) -> 
 
         return AASIST(dim, proj_dim=cfg.proj_dim, gat_dim=cfg.gat_dim, dropout=cfg.dropout, size=aasist_size(cfg),
                       map_channels=map_channels)
-    raise UsageError(f"unknown back-end {name!r}; allowed: aasist, linear")
+    if name == "lcnn-lstm":
+        from .lcnn import LCNNLSTM
+
+        return LCNNLSTM(dim, dropout=cfg.dropout)
+    if name == "rawnetlite":
+        from .rawnetlite import RawNetLiteGRU
+
+        return RawNetLiteGRU(dim, embed_dim=cfg.embed_dim)
+    raise UsageError(f"unknown back-end {name!r}; allowed: aasist, linear, lcnn-lstm, rawnetlite")
