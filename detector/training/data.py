@@ -59,22 +59,28 @@ def _label(row: dict, bonafide_methods: Sequence[str], where: str) -> int:
 
 def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[str] = (),
                require_both: bool = True, allow_remote_paths: bool = True) -> list[Clip]:
-    """Rows with status == 'ok' of one or more manifests as Clips (first manifest wins a duplicate utt_id).
+    """Rows with status == 'ok' of one or more manifests as Clips. Rows `manifests validate` refuses are
+    refused here too (`check_content`): the same utt_id under another label, kind or source_id is an error;
+    the same utt_id with the same ones is merged (the first manifest's row; counted in a warning).
 
     Without `allow_remote_paths`, a row of a local manifest whose path is remote (s3://, http://...) is left
     out and counted in a warning (`manifests.io.remote_path_refusal`); eval and score keep such rows and
     refuse them per row instead, so they appear in their TSV.
-    Raises UsageError for a missing column, or (require_both) when only one class is present.
+    Raises UsageError for a content problem, a missing column, or (require_both) when only one class is present.
     """
+    check_content(paths)
     clips: dict[str, Clip] = {}
-    refused = 0
+    refused = merged = 0
     for path in paths:
         table = manifests.read(path)
         missing = [c for c in NEEDED if c not in table.column_names]
         if missing:
             raise UsageError(f"manifest {path} lacks column(s) {', '.join(missing)}; re-create it with `manifests import`")
         for row in table.to_pylist():
-            if row["status"] != "ok" or row["utt_id"] in clips:
+            if row["status"] != "ok":
+                continue
+            if row["utt_id"] in clips:  # an identical row of an earlier manifest (check_content refused others)
+                merged += 1
                 continue
             if remote_path_refusal(row["path"], path, allow_remote_paths):
                 refused += 1
@@ -84,6 +90,9 @@ def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[st
                 kind=row["kind"], source_id=row["source_id"] or row["utt_id"], method=row.get("method"),
                 model=row.get("model"), attack=row.get("attack") or "-", speaker=row.get("speaker"),
                 split=row.get("split"))
+    if merged:
+        log.warning("%d utt_id(s) listed again in a later manifest with the same label, kind and source_id: "
+                    "merged, the first manifest's row used", merged)
     if refused:
         log.warning("%d clip(s) with a remote path in a local manifest not used (pass --allow-remote-paths "
                     "to read them)", refused)
@@ -93,6 +102,25 @@ def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[st
     if require_both:
         check_classes(out, "manifest " + ", ".join(map(str, paths)))
     return out
+
+
+def check_content(paths: Sequence[str | os.PathLike]) -> None:
+    """Refuse (UsageError, one line) what `manifests validate` refuses in the rows of `paths`, taken
+    together: nulls in required columns, values outside an enumeration, impossible numbers, and an utt_id
+    whose rows (in one manifest or across them) disagree on label, kind or source_id (named, with a count).
+    Rows that agree are not a problem here (`load_clips` merges and counts them)."""
+    from manifests.checks import content_problems
+
+    for path in paths:
+        manifests.validate(path, content=False)  # the schema first: an unreadable part is named, not opened
+    one = len(paths) == 1
+    sources = [(storage.name(f) if one else f"{path}: {storage.name(f)}", storage.readable(f))
+               for path in paths for f in manifests.part_files(path)]
+    problems = content_problems(sources)
+    if problems:
+        where = "manifest " + ", ".join(map(str, paths))
+        raise UsageError(f"{where} has rows `manifests validate` refuses, {len(problems)} problem(s): "
+                         + "; ".join(problems) + " (`manifests validate` lists them too)")
 
 
 def check_classes(clips: Sequence[Clip], where: str) -> None:
