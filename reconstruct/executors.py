@@ -96,7 +96,8 @@ class PlanFileWorker:
         if not out:
             import manifests
 
-            return manifests.to_table([]).append_column("_elapsed_s", pa.array([], pa.float64()))
+            return manifests.to_table([]).append_column("_elapsed_s", pa.array([], pa.float64())).append_column(
+                "_written", pa.array([], pa.bool_()))
         return pa.concat_tables(out)
 
 

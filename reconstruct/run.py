@@ -37,10 +37,10 @@ from .worker import DISK_FULL
 class ModelTally:
     """Counts of one model in one run."""
 
-    todo: int = 0
-    skipped: int = 0
-    ok: int = 0
-    failed: int = 0
+    todo: int = 0        # selected clips: skipped + ok + failed
+    skipped: int = 0     # finished by an earlier run (ok or failed), or whose source failed in an earlier run
+    ok: int = 0          # made by this run
+    failed: int = 0      # failed in this run, its source's failure included
     audio_s: float = 0.0
     compute_s: float = 0.0
     errors: dict = dataclasses.field(default_factory=dict)
@@ -145,6 +145,7 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
         need = pc.invert(cached.filter(pc.invert(failed)))
         need_ids = usable["utt_id"].filter(need).combine_chunks()
         plan.to_describe += len(need_ids)
+        n_failed = len(chunk) - usable.num_rows  # sources that failed before: nothing of them to do, counted skipped
         for i, spec in enumerate(specs):
             t = plan_tasks(usable, i, spec, out, root, cfg.seed)
             finished = done.finished(t, usable_rows, i, cfg.retry_failed)
@@ -153,8 +154,8 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
                 raise Conflict(f"OUT holds {why}; use another --out, or the run's original options")
             t = t.filter(pc.invert(pc.is_in(t["utt_id"], value_set=finished["utt_id"].combine_chunks())))
             tally = tallies[spec.variant]
-            tally.skipped += finished.num_rows
-            tally.todo += t.num_rows
+            tally.skipped += finished.num_rows + n_failed
+            tally.todo += t.num_rows + finished.num_rows + n_failed
             describe = pc.is_in(t["source_id"], value_set=need_ids)
             t = t.set_column(t.schema.get_field_index("describe"), "describe", describe)
             described = t["source_id"].filter(describe).combine_chunks()
@@ -187,7 +188,7 @@ def _preflight(specs: list[ModelSpec]) -> None:
     for s in specs:
         cls = get(s.name)
         if cls.weights_location(s.checkpoint) is None and (weights.offline() or not cls.weights):
-            raise weights.not_available(s.name, cls.weights)
+            raise weights.not_available(s.name, cls.weights, getattr(cls, "missing_library", lambda: None)())
 
 
 def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
@@ -219,7 +220,7 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
         if cfg.dry_run:
             echo(f"plan: {plan.originals} corpus clips ({plan.cached} described before: {plan.audio_s / 3600:.3f} h; "
                  f"{plan.to_describe} to describe by the workers), {len(specs)} model(s), "
-                 f"{sum(t.todo for t in tallies.values())} reconstructions to do")
+                 f"{sum(t.todo - t.skipped for t in tallies.values())} reconstructions to do")
             return summary
         jobs = [(specs[i], files) for i, files in plan.files.items() if files]
         _preflight([s for s, _ in jobs])
@@ -241,7 +242,7 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
 
 def _execute(cfg: RunConfig, jobs, manifest_dir: str, run_id: str, tallies: dict[str, "ModelTally"],
              summary: "RunSummary") -> None:
-    total = sum(tallies[s.variant].todo for s, _ in jobs)
+    total = sum(tallies[s.variant].todo - tallies[s.variant].skipped for s, _ in jobs)
     if not jobs:
         return
     if cfg.executor == "local":
@@ -256,8 +257,9 @@ def _execute(cfg: RunConfig, jobs, manifest_dir: str, run_id: str, tallies: dict
 
 
 def _count(rows: pa.Table, tallies: dict[str, "ModelTally"], summary: "RunSummary") -> int:
-    """Add a batch of written rows to the tallies; returns how many reconstructions it held."""
-    originals = rows.filter(pc.equal(rows["kind"], "original"))
+    """Add a batch of a worker's rows (written ones, and unwritten failed rows of reconstructions whose source
+    failed) to the tallies; returns how many reconstructions it held."""
+    originals = rows.filter(pc.and_(pc.equal(rows["kind"], "original"), rows["_written"]))
     summary.failed_originals += originals.num_rows - (pc.sum(pc.equal(originals["status"], "ok").cast(pa.int64())).as_py() or 0)
     recons = rows.filter(pc.equal(rows["kind"], "reconstruction"))
     variants = {f"__{v}": v for v in tallies}

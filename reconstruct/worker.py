@@ -128,20 +128,32 @@ class ReconstructWorker:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """batch: plan rows (pyarrow) -> the manifest rows written, plus `_elapsed_s` per clip (0 for
-        originals' rows)."""
-        rows = []
+        originals' rows), and (`_written` false) a failed reconstruction row, for the driver's counts only, for
+        each task whose source could not be used."""
+        rows, unmade = [], []
         for task in batch.to_pylist():
-            source_ok = not task["src_problem"]
+            source_ok, why = not task["src_problem"], task["src_problem"]
             if task["describe"]:
                 original = dict(self._original(task), _elapsed_s=0.0)
-                source_ok = original["status"] == "ok"
+                source_ok, why = original["status"] == "ok", original["error"]
                 rows.append(original)
             if task["reconstruct"] and source_ok:
                 rows.append(self._one(task))
-        elapsed = [r.pop("_elapsed_s") for r in rows]
+            elif task["reconstruct"]:
+                unmade.append(self._unmade(task, why))
+        elapsed = [r.pop("_elapsed_s") for r in rows + unmade]
         self._write(rows)
-        table = manifests.to_table(rows)
-        return table.append_column("_elapsed_s", pa.array(elapsed, pa.float64()))
+        table = manifests.to_table(rows + unmade)
+        return table.append_column("_elapsed_s", pa.array(elapsed, pa.float64())).append_column(
+            "_written", pa.array([True] * len(rows) + [False] * len(unmade), pa.bool_()))
+
+    def _unmade(self, task: dict, why: str | None) -> dict:
+        """The driver's count of a reconstruction not made because its source cannot be used: a failed row that
+        is returned, not written (the source's own row says why; a resume does not retry it)."""
+        row = manifests.empty_row()
+        row.update(utt_id=task["utt_id"], source_id=task["source_id"], kind="reconstruction", label="spoof",
+                   status="failed", error=f"source failed: {why or 'unknown'}"[:500], _elapsed_s=0.0)
+        return row
 
     def _write(self, rows: list[dict]) -> None:
         """The batch's rows as a small part now; the small parts rolled into one once they add up."""
