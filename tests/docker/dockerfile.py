@@ -112,7 +112,7 @@ def parse(path: str | Path, build_args: dict[str, str] | None = None) -> list[In
             raise DockerfileError(f"{path}:{line}: unknown instruction {keyword!r}")
         if env is None and keyword not in ("ARG", "FROM"):
             raise DockerfileError(f"{path}:{line}: {keyword} before FROM")
-        scope = dict(global_args if env is None else env)
+        scope = dict(global_args if env is None or keyword == "FROM" else env)   # FROM sees global ARGs only
         out.append(Instruction(keyword, value.strip(), line, scope))
         if keyword == "ARG":
             name, eq, default = value.strip().partition("=")

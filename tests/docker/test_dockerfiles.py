@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.docker.dockerfile import parse
-from tests.docker.repo import DOCKER, ROOT, install_extras, pins, pyproject
+from tests.docker.repo import DOCKER, ROOT, pins, pyproject
 
 DOCKERFILES = {"Dockerfile": "python:3.11-slim", "Dockerfile.cuda": "nvidia/cuda:"}
 
@@ -44,34 +44,75 @@ def _pip_installs(insts) -> list[list[str]]:
     return out
 
 
-def test_base_image_and_stage(dockerfile):
+def _stages(insts) -> list[tuple[str, list]]:
+    """(stage name or its index, its instructions from FROM on) in order."""
+    out = []
+    for inst in insts:
+        if inst.keyword == "FROM":
+            words = inst.expanded().split()
+            name = words[2] if len(words) == 3 and words[1].lower() == "as" else str(len(out))
+            out.append((name, []))
+        if out:
+            out[-1][1].append(inst)
+    return out
+
+
+def _apt_installed(insts) -> set[str]:
+    """Package names of every `apt-get install` in the RUN instructions."""
+    names = set()
+    for inst in insts:
+        if inst.keyword != "RUN":
+            continue
+        for chunk in inst.value.split("apt-get install")[1:]:
+            for word in re.split(r"&&|;|\|\||\bfi\b", chunk)[0].split():
+                if not word.startswith("-"):
+                    names.add(word)
+    return names
+
+
+COMPILERS = {"gcc", "g++", "clang", "build-essential", "libc6-dev", "python3-dev", "cpp"}
+TEST_TOOLS = {"pytest", "hypothesis", "pytest-timeout", "moto", "gcp-storage-emulator", "jsonschema"}
+
+
+def test_build_stage_compiles_and_runtime_stage_has_no_compiler(dockerfile):
     name, insts = dockerfile
-    froms = [i.expanded() for i in insts if i.keyword == "FROM"]
-    assert len(froms) == 1, f"{name}: expected one stage, got FROM {froms}"
+    stages = _stages(insts)
+    assert [s for s, _ in stages] == ["build", "1"], f"{name}: want stages `build` then the runtime, got {stages}"
+    froms = [i.expanded().split()[0] for i in insts if i.keyword == "FROM"]
+    assert froms[0] == froms[1], f"{name}: the venv is copied between stages, so both need one base: {froms}"
     assert froms[0].startswith(DOCKERFILES[name]), f"{name}: base {froms[0]!r}"
     if name == "Dockerfile.cuda":
         assert "runtime" in froms[0], f"{name}: want a CUDA runtime base, got {froms[0]}"
-    apt = [i.value for i in insts if i.keyword == "RUN" and "apt-get install" in i.value]
-    assert any("libsndfile1" in a for a in apt), f"{name}: libsndfile1 is not apt-installed"
+    build, runtime = stages[0][1], stages[1][1]
+    assert {"gcc", "libc6-dev"} <= _apt_installed(build), f"{name}: the build stage needs gcc and libc6-dev"
+    assert "python3-dev" in _run_text(build), f"{name}: the build stage needs Python's headers (python3-dev)"
+    assert not _apt_installed(runtime) & COMPILERS, f"{name}: compiler in the runtime stage"
+    assert "libsndfile1" in _apt_installed(runtime), f"{name}: libsndfile1 is not apt-installed"
+    assert not _pip_installs(runtime), f"{name}: the runtime stage must install nothing with pip"
+    copies = [i for i in runtime if i.keyword == "COPY" and "--from=" in i.value]
+    assert [c.value for c in copies] == ["--from=build /opt/venv /opt/venv"], f"{name}: {[c.value for c in copies]}"
 
 
 def test_copied_files_are_tracked(dockerfile):
-    """Every COPY source exists in a clean checkout (the build context is the repo root)."""
+    """Every COPY source from the build context exists in a clean checkout (the context is the repo root)."""
     name, insts = dockerfile
     tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                                  check=True).stdout.splitlines())
+    ignore = (DOCKER / f"{name}.dockerignore").read_text().splitlines()
     copied = []
     for inst in insts:
         if inst.keyword not in ("COPY", "ADD"):
             continue
         words = inst.exec_form() or shlex.split(inst.expanded())
-        assert not any(w.startswith("--from") for w in words), f"{name}:{inst.line}: unexpected COPY --from"
+        if any(w.startswith("--from") for w in words):
+            continue                                       # from a stage, checked above
         sources = [w for w in words if not w.startswith("--")][:-1]
         assert sources, f"{name}:{inst.line}: COPY without a source"
         for src in sources:
             assert (ROOT / src).exists(), f"{name}:{inst.line}: COPY {src} does not exist in the repo"
             assert src in tracked or any(t.startswith(src.rstrip("/") + "/") for t in tracked), \
                 f"{name}:{inst.line}: COPY {src} is not tracked by git (a fresh clone lacks it)"
+            assert f"!{src.rstrip('/')}" in ignore, f"{name}:{inst.line}: {name}.dockerignore leaves {src} out"
             copied.append(src.rstrip("/"))
     needed = {"pyproject.toml", pyproject()["project"]["readme"],
               *pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]}
@@ -79,15 +120,26 @@ def test_copied_files_are_tracked(dockerfile):
     assert needed <= set(copied), f"{name}: `pip install .` needs {sorted(needed - set(copied))} in the image"
 
 
-def test_pip_installs_the_readme_extras_and_pins(dockerfile):
+def _runtime_extras() -> set[str]:
+    """The extras `dev` pulls in through `hardspoof[...]`: everything of dev but its test tools."""
+    for dep in pyproject()["project"]["optional-dependencies"]["dev"]:
+        m = re.fullmatch(r"hardspoof\[([\w,\s-]+)\]", dep.replace(" ", ""))
+        if m:
+            return set(m.group(1).split(","))
+    raise AssertionError("pyproject's dev extra does not name hardspoof[...]")
+
+
+def test_pip_installs_the_runtime_extras_and_pins_and_no_test_tools(dockerfile):
     name, insts = dockerfile
-    where, extras = install_extras()
     installs = _pip_installs(insts)
     targets = [w for args in installs for w in args if re.fullmatch(r"\.(\[[\w,-]*\])?", w)]
     assert targets, f"{name}: no `pip install .[...]` of the package"
     for t in targets:
         got = set(filter(None, t[2:-1].split(","))) if "[" in t else set()
-        assert got in extras, f"{name}: installs {t!r}, but {where} installs {[sorted(e) for e in extras]}"
+        assert got == _runtime_extras(), f"{name}: installs {t!r}, want .[{','.join(sorted(_runtime_extras()))}]"
+        assert "-e" not in [w for args in installs for w in args], f"{name}: an editable install needs /src at run time"
+    words = {re.split(r"[\[<>=!~]", w)[0].lower() for args in installs for w in args}
+    assert not words & TEST_TOOLS, f"{name}: test tools in the image: {sorted(words & TEST_TOOLS)}"
     # The torch pair is pinned in pyproject; an image that pre-installs torch must use the same pins.
     want = pins()
     for args in installs:
@@ -96,6 +148,9 @@ def test_pip_installs_the_readme_extras_and_pins(dockerfile):
             if m and m.group(1).lower() in want:
                 assert m.group(2) == want[m.group(1).lower()], f"{name}: {w} but pyproject pins {want[m.group(1).lower()]}"
     assert any(f"torch=={want['torch']}" in args for args in installs), f"{name}: torch not installed at its pin"
+    build = _stages(insts)[0][1]
+    torch_args = [i for i in build if i.keyword == "ARG" and i.value.startswith("TORCH_INDEX=")]
+    assert torch_args and "${TORCH_INDEX:+" in _run_text(build), f"{name}: torch's index must be a build argument"
 
 
 def test_models_are_pulled_then_offline(dockerfile):

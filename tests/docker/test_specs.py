@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import write_corpus
+from tests.docker import crd
 from tests.docker.commands import (cli_lines, comments, expand_shell, resolve, shell_knobs, split,
                                    substitute_paths, torchrun_lines, yaml_strings)
 from tests.docker.repo import DOCKER, ROOT
@@ -94,6 +95,38 @@ def test_rayjob_shape():
     gpus = [c["resources"]["limits"].get("nvidia.com/gpu") for g in cluster["workerGroupSpecs"]
             for c in g["template"]["spec"]["containers"]]
     assert all(gpus), "every worker group must ask for GPUs"
+
+
+def test_rayjob_passes_the_kuberay_crd_schema():
+    """docker/rayjob.yaml against the vendored RayJob CRD schema (docker/schemas/), strict like kubectl."""
+    pytest.importorskip("jsonschema")
+    job = _load(DOCKER / "rayjob.yaml")
+    assert crd.errors("rayjobs", job) == []
+
+
+def test_rayjob_cluster_spec_passes_the_raycluster_crd_schema():
+    """The RayJob's rayClusterSpec, as a RayCluster of its own, against the vendored RayCluster CRD schema."""
+    pytest.importorskip("jsonschema")
+    job = _load(DOCKER / "rayjob.yaml")
+    cluster = {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "hardspoof"},
+               "spec": job["spec"]["rayClusterSpec"]}
+    assert crd.errors("rayclusters", cluster) == []
+
+
+@pytest.mark.parametrize("mutate,where", [
+    (lambda j: j["spec"].update(shutdownAfterJobFinish=True), "spec"),               # misspelt field
+    (lambda j: j["spec"].update(backoffLimit="2"), "spec.backoffLimit"),            # wrong type
+    (lambda j: j["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+     ["resources"]["limits"].update(cpu="eight"), "limits.cpu"),                  # not a quantity
+    (lambda j: j["spec"]["rayClusterSpec"]["headGroupSpec"].pop("template"), "headGroupSpec"),  # required
+], ids=["unknown-field", "wrong-type", "bad-quantity", "missing-required"])
+def test_the_crd_check_catches_broken_specs(mutate, where):
+    """The schema check is not vacuous: each kind of mistake in rayjob.yaml is reported at its place."""
+    pytest.importorskip("jsonschema")
+    job = _load(DOCKER / "rayjob.yaml")
+    mutate(job)
+    found = crd.errors("rayjobs", job)
+    assert any(where in e for e in found), found
 
 
 @pytest.fixture(scope="module")

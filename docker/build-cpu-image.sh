@@ -1,0 +1,78 @@
+#!/bin/bash
+# Build docker/Dockerfile with podman on a machine without a registry, a systemd cgroup or
+# direct HTTPS: the recipe of docs/clusters.md as one script. Run it from anywhere, as root
+# (debootstrap and rootful podman).
+#
+#   docker/build-cpu-image.sh                                  # -> hardspoof:cpu
+#   MODELS= FRONTENDS= docker/build-cpu-image.sh               # no weights baked in (hub unreachable)
+#
+# Steps:
+#  1. A base image without a registry: `debootstrap --variant=minbase bookworm` with python3,
+#     python3-venv and ca-certificates (Python 3.11, like python:3.11-slim), imported as
+#     $BASE_IMAGE. Skipped when that image exists.
+#  2. `podman build` with that base as PYTHON_IMAGE, `--runtime runc` (crun refuses hybrid
+#     cgroups), fixed ulimits (the defaults ask for more than such a host allows), and the host's
+#     CA bundle mounted into every RUN (HTTPS through an intercepting proxy).
+#  3. torch's CPU index when it answers, else the package index (CUDA torch: a larger image).
+#
+# Knobs (environment): IMAGE, BASE_IMAGE, ENGINE (podman|docker), RUNTIME, CA_BUNDLE (a host
+# file, empty = none), TORCH_INDEX, MODELS, FRONTENDS (passed on only when set), MIRROR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+IMAGE=${IMAGE:-hardspoof:cpu}
+BASE_IMAGE=${BASE_IMAGE:-localhost/debian-python:bookworm-minbase}
+ENGINE=${ENGINE:-podman}
+RUNTIME=${RUNTIME:-runc}
+CA_BUNDLE=${CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
+TORCH_INDEX=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+CA_IN_BUILD=/run/build-ca.crt
+
+log() { printf '[build-cpu-image %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+make_base() {
+  if "$ENGINE" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    log "base image $BASE_IMAGE exists"
+    return
+  fi
+  command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 2; }
+  local root
+  root=$(mktemp -d "${TMPDIR:-/var/tmp}/hardspoof-rootfs.XXXXXX")
+  # shellcheck disable=SC2064   # expand $root now: it is local to this function
+  trap "rm -rf '$root'" RETURN
+  log "debootstrap bookworm (minbase + python3) into $root"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" "$MIRROR" >&2
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+  tar -C "$root" -c . | "$ENGINE" import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  log "imported $BASE_IMAGE"
+}
+
+torch_index() {
+  [[ -n $TORCH_INDEX ]] || return 0
+  if python3 - "$TORCH_INDEX" <<'EOF' 2>/dev/null; then
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=20).read(1)
+EOF
+    log "torch from $TORCH_INDEX"
+    printf '%s' "$TORCH_INDEX"
+  else
+    log "$TORCH_INDEX does not answer: torch comes from the package index (the CUDA build; a larger image)"
+  fi
+}
+
+make_base
+args=(build -f "$ROOT/docker/Dockerfile" -t "$IMAGE" --build-arg "PYTHON_IMAGE=$BASE_IMAGE"
+      --build-arg "TORCH_INDEX=$(torch_index)")
+if [[ $ENGINE == podman ]]; then
+  args=(--runtime "$RUNTIME" "${args[@]}" --ignorefile "$ROOT/docker/Dockerfile.dockerignore"
+        --ulimit nofile=20000:20000 --ulimit nproc=32768:32768)
+  if [[ -n $CA_BUNDLE ]]; then
+    args+=(--volume "$CA_BUNDLE:$CA_IN_BUILD:ro" --build-arg "CA_BUNDLE=$CA_IN_BUILD")
+  fi
+fi
+[[ -z ${MODELS+set} ]] || args+=(--build-arg "MODELS=$MODELS")
+[[ -z ${FRONTENDS+set} ]] || args+=(--build-arg "FRONTENDS=$FRONTENDS")
+log "$ENGINE ${args[*]} $ROOT"
+"$ENGINE" "${args[@]}" "$ROOT"
+log "built $IMAGE: $("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE") bytes"
