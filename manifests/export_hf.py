@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from . import storage
 from .audio import AUDIO_SUFFIXES
 from .errors import UsageError, first_line
-from .exports import prepare_out
+from .export_folder import prepare_out
 from .io import remote_path_refusal
 from .schema import SCHEMA, SCHEMA_VERSION, VERSION_KEY
 from .stream import ManifestStream

@@ -22,7 +22,7 @@ import os
 
 from . import storage
 from .errors import UsageError, first_line
-from .exports import prepare_out
+from .export_folder import prepare_out
 from .interop_lhotse import require_lhotse
 from .io import remote_path_refusal
 from .stream import ManifestStream

@@ -18,7 +18,6 @@ lhotse source that is a shell command is never run (its row fails).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import posixpath
@@ -28,15 +27,14 @@ from typing import Iterator
 import pyarrow.parquet as pq
 
 from . import storage
-from .audio import AUDIO_SUFFIXES, AudioError, describe, header_problem
+from .audio import AudioError, describe, header_problem
+from .clipfiles import clip_path, default_audio_dir, suffix_of, write_once
 from .errors import UsageError, first_line
 from .schema import LABEL_SPELLINGS, SPLIT_SPELLINGS, SPLITS, empty_row
 
 LABELS, SPLIT_NAMES = LABEL_SPELLINGS, SPLIT_SPELLINGS  # the importers' one map (schema.py)
 _SPLIT_IN_NAME = re.compile(r"(?:^|[-._/ 0-9])(" + "|".join(sorted(SPLIT_NAMES, key=len, reverse=True))
                             + r")(?=[-._/ 0-9]|$)", re.I)
-_SAFE = re.compile(r"^[^\x00-\x1f\\]+$")
-_MAGIC = ((b"fLaC", ".flac"), (b"RIFF", ".wav"), (b"OggS", ".ogg"), (b"ID3", ".mp3"))
 
 
 def split_of_name(name: str) -> str | None:
@@ -52,40 +50,6 @@ def label_of(value, where: str) -> str | None:
     if label is None:
         raise UsageError(f"{where}: label {value!r} is not one of bonafide, spoof (or real/fake, genuine/spoof)")
     return label
-
-
-def default_audio_dir(source: str) -> str:
-    """`<source>-audio` beside a dataset folder or cuts file (suffixes such as .jsonl.gz dropped)."""
-    name = re.sub(r"(\.jsonl|\.json)?(\.gz)?$", "", storage.name(source)) or "corpus"
-    return storage.join(storage.parent(storage.normalize(source)), f"{name}-audio")
-
-
-def clip_path(audio_dir: str, utt_id: str, suffix: str) -> str:
-    """Where a clip's bytes go: `audio_dir/<utt_id><suffix>` for a utt_id that is a safe relative path,
-    else `audio_dir/_/<sha256 of the utt_id>` (an id with '..', a leading '/', control characters)."""
-    parts = utt_id.split("/")
-    safe = (_SAFE.match(utt_id) and not utt_id.startswith("/") and ".." not in parts and "" not in parts
-            and all(len((p + suffix).encode()) <= 240 for p in parts))
-    rel = utt_id + suffix if safe else f"_/{hashlib.sha256(utt_id.encode()).hexdigest()[:32]}{suffix}"
-    return storage.join(audio_dir, rel)
-
-
-def suffix_of(name: str | None, data: bytes) -> str:
-    ext = posixpath.splitext(name or "")[1].lower()
-    if ext in AUDIO_SUFFIXES:
-        return ext
-    return next((s for magic, s in _MAGIC if data.startswith(magic)), ".flac")
-
-
-def write_once(dest: str, data: bytes) -> None:
-    """Write `data` to `dest` atomically unless a file with these very bytes is already there."""
-    if storage.kind(dest) == storage.FILE and storage.sha256(dest) == hashlib.sha256(data).hexdigest():
-        return
-    try:
-        storage.write_atomic(dest, lambda fh: fh.write(data))
-    except OSError as e:
-        raise UsageError(f"cannot write the corpus audio to {storage.parent(dest)} ({e.strerror or first_line(e)}); "
-                         "pass --audio-dir with a writable folder") from None
 
 
 def clip_row(utt_id: str, path: str, fields: dict, max_seconds: float | None = None) -> dict:

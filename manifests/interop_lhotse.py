@@ -9,6 +9,7 @@ import os
 from typing import Callable
 
 from . import storage
+from .clipfiles import write_once
 from .errors import UsageError, first_line
 
 INSTALL = 'lhotse CutSets need lhotse: pip install "hardspoof[interop]"'
@@ -68,7 +69,6 @@ def cut_audio(cut, dest_for: Callable[[str], str], base: str) -> tuple[str | Non
         return (path, None) if path else (None, f"cut {cut.id}: not a readable file: {src.source}")
     if src is not None and src.type == "url" and storage.is_uri(src.source) and src.source.split(":")[0] in ("s3", "gs"):
         return src.source, None
-    from .interop import write_once
 
     try:
         samples = cut.load_audio()  # (channels, samples) float32

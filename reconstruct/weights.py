@@ -20,12 +20,10 @@ from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir  # noqa: F401  (re-exported: weights.store_dir)
 
 
-def not_available(name: str, source: str | None) -> UsageError:
-    """The one error for weights that cannot be found offline; a back-end whose library is missing
-    (its class's `missing_library()` says how to install it) gets that instead: weights would not help."""
-    from .backends import BACKENDS
-
-    missing = getattr(BACKENDS.get(name), "missing_library", lambda: None)()
+def not_available(name: str, source: str | None, missing: str | None = None) -> UsageError:
+    """The one error for weights that cannot be found offline; `missing`, the back-end's own message when
+    its library is not installed (its class's `missing_library()`), is the error instead: weights would not
+    help. The caller, which holds the back-end's class, passes it (this module knows no back-ends)."""
     if missing:
         return UsageError(missing)
     where = f" (source: {source})" if source else ""

@@ -80,7 +80,7 @@ class SemantiCodec(Backend):
 
     @staticmethod
     def missing_library() -> str | None:
-        """Read by `weights.not_available`: without the package, staging weights would not help."""
+        """Passed to `weights.not_available` by the run's preflight: without the package, staging weights would not help."""
         return _missing()
 
     @classmethod
