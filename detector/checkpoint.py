@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 
 from .config import RunConfig
 from .model.detector import Detector
@@ -43,11 +43,57 @@ def save(folder: str | os.PathLike, model: Detector, cfg: RunConfig, meta: dict[
     return folder
 
 
+def read_weights(path: str | os.PathLike, hint: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a UsageError naming the file (and `hint`, what to do) when it is
+    truncated or corrupt."""
+    from safetensors import SafetensorError
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise UsageError(f"{path} is not a readable safetensors file, truncated or corrupt ({first_line(e)}){hint}") from None
+
+
+def read_state(path: str | os.PathLike, map_location=None, hint: str = "") -> dict:
+    """A `torch.save`d dict, read with weights_only=True: tensors and plain values only. A pickle that would
+    build other Python objects (and could run code) is refused, as is a truncated or corrupt file: a
+    UsageError naming the file (and `hint`, what to do)."""
+    import pickle
+
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        refused = next((ln for ln in lines if "GLOBAL" in ln), None)  # torch names the global it would import
+        if refused is None:
+            detail = next((ln for ln in lines if ln.startswith("Unsupported")), first_line(e))
+            raise UsageError(f"{path} is truncated or corrupt ({detail}){hint}") from None
+        raise UsageError(f"{path} is refused: it is a pickle with Python objects other than tensors and plain values, "
+                         f"which could run code when loaded ({refused.rstrip('.')}; read with weights_only=True){hint}"
+                         ) from None
+    except Exception as e:  # noqa: BLE001 - a damaged zip/pickle raises RuntimeError, EOFError, KeyError, OSError...
+        raise UsageError(f"{path} is truncated or corrupt ({type(e).__name__}: {first_line(e, 'no detail')}){hint}") from None
+    if not isinstance(saved, dict):
+        raise UsageError(f"{path} holds a {type(saved).__name__}, not the dict `detector train` saves{hint}")
+    return saved
+
+
+def _json(path: Path) -> dict:
+    """A checkpoint's JSON file as a dict; UsageError naming it when it is not one."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UsageError(f"{path} is not readable JSON, truncated or corrupt ({first_line(e)})") from None
+    if not isinstance(d, dict):
+        raise UsageError(f"{path} holds a JSON {type(d).__name__}, not the object `detector train` writes")
+    return d
+
+
 def read_config(folder: str | os.PathLike) -> RunConfig:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise UsageError(f"--checkpoint {folder} has no config.json; give a folder written by `detector train`")
-    d = json.loads(path.read_text())
+    d = _json(path)
     fmt = d.pop("format", None)
     if fmt != FORMAT:
         raise UsageError(f"checkpoint {folder} has format {fmt!r}; this toolkit reads {FORMAT!r}")
@@ -115,9 +161,9 @@ def load(folder: str | os.PathLike, cfg: RunConfig | None = None) -> tuple[Detec
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise UsageError(f"checkpoint {folder} has no model.safetensors")
-    load_state(model, load_file(str(weights)), str(weights))
+    load_state(model, read_weights(weights), str(weights))
     meta_path = folder / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = _json(meta_path) if meta_path.is_file() else {}
     from .training.distributed import device
 
     return model.to(device()).eval(), saved, meta

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from manifests import storage
-from manifests.errors import UsageError
+from manifests.errors import UsageError, first_line
 
 from .. import checkpoint
 from . import distributed as ddp
@@ -180,7 +180,8 @@ def _keep_epochs(folder: Path, state: State, n: int) -> None:
 
 def average_epochs(folder: Path, epochs: Sequence[int]) -> dict[str, torch.Tensor]:
     """Element-wise mean of the floating tensors of the snapshots of `epochs` (others from the last one)."""
-    states = [load_file(str(folder / f"epoch_{e:04d}.safetensors")) for e in epochs
+    hint = "; pass --fresh to train the run again"
+    states = [checkpoint.read_weights(folder / f"epoch_{e:04d}.safetensors", hint) for e in epochs
               if (folder / f"epoch_{e:04d}.safetensors").is_file()]
     if not states:
         raise UsageError(f"no epoch snapshots {list(epochs)} in {folder}")
@@ -263,17 +264,25 @@ def _resume(out: Path, model: Detector, opt, sched, cfg: RunConfig, hashes: list
     if not path.is_file():
         _trim_log(out, 0)
         return State()
-    saved = torch.load(path, map_location=ddp.device(), weights_only=True)
+    fresh = f"; pass --fresh to start {out} over (its last/ is then ignored), or use another --out"
+    saved = checkpoint.read_state(path, ddp.device(), fresh)
+    lacking = [k for k in ("model", "opt", "sched", "state", "config") if k not in saved]
+    if lacking:
+        raise UsageError(f"{path} lacks {', '.join(lacking)}: not a state `detector train` saved{fresh}")
     mismatch = _resume_mismatch(saved, cfg, hashes)
     if mismatch:
         raise UsageError(f"{out} holds a run trained with {mismatch}; pass --fresh to start it over, or use "
                          "another --out")
     checkpoint.load_state(model, saved["model"], str(path))
-    opt.load_state_dict(saved["opt"])
-    sched.load_state_dict(saved["sched"])
-    if "rng" in saved:
-        set_rng_state(saved["rng"])
-    state = State(**saved["state"])
+    try:
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        if "rng" in saved:
+            set_rng_state(saved["rng"])
+        state = State(**saved["state"])
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        raise UsageError(f"{path} holds a damaged optimiser, schedule or counter state ({type(e).__name__}: "
+                         f"{first_line(e)}){fresh}") from None
     _trim_log(out, state.epoch)
     return state
 
