@@ -9,28 +9,32 @@ from typing import Sequence
 
 import numpy as np
 
-from manifests import scores_tsv, storage
+from manifests import outfile, scores_tsv, storage
 from manifests.audio import MAX_SECONDS
 from manifests.errors import UsageError
 from manifests.io import remote_path_refusal
 
 from .. import checkpoint
 from ..training.data import BONAFIDE, assign_splits, audio_files, check_classes, load_clips
-from .metrics import act_dcf, bayes_threshold, cllr, det_curve, eer, grouped_eer, min_dcf, posterior
+from .metrics import act_dcf, bayes_threshold, cllr, det_curve, eer, grouped_eer, min_dcf
 from ..model.pretrained import registry
 from .onnx_export import is_onnx
+from .scorer import CALIBRATED_COLUMNS, calibration_columns, load_detector, score_rows
 from .windows import score_paths
 
 HEADER = scores_tsv.HEADER
-CALIBRATED_COLUMNS = ("llr", "p_bonafide")
 
 
 def check_out_file(out: str | os.PathLike) -> None:
-    """Refuse, before any scoring, an --out file that cannot be written (UsageError, one line)."""
+    """Refuse, before any scoring, an --out file that cannot be written (UsageError, one line). Of a local
+    file's folder only the last level is created; whether it is writable `outfile.output_lock` finds."""
     loc = storage.normalize(out)
     if storage.kind(loc) == storage.DIR:
         raise UsageError(f"--out {out} is a folder; give a file name such as scores.tsv")
-    storage.check_writable(storage.parent(loc))
+    if storage.is_uri(loc):
+        storage.check_writable(storage.parent(loc))
+    else:
+        outfile.out_folder(loc)
 
 
 def _refused(paths: Sequence[str], manifest: str, allow_remote_paths: bool) -> dict[int, str]:
@@ -75,16 +79,6 @@ def _plots(out: Path, bona: np.ndarray, spoof: np.ndarray, threshold: float) -> 
     return [str(out / "det.png"), str(out / "hist.png")]
 
 
-def load_detector(ckpt: str | os.PathLike):
-    """(model, config, meta) of a checkpoint (run or final/ folder) or of an exported `.onnx` file, whose
-    model is then an onnxruntime scorer that `score_paths` takes in place of the PyTorch one."""
-    if is_onnx(ckpt):
-        from . import onnx_export
-
-        return onnx_export.load(ckpt)
-    return checkpoint.load(ckpt)
-
-
 def score_manifest(model, cfg, manifest: str | os.PathLike, split: str | None = None,
                    bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True,
                    allow_remote_paths: bool = False, max_seconds: float | None = MAX_SECONDS, desc: str = "eval"):
@@ -100,16 +94,6 @@ def score_manifest(model, cfg, manifest: str | os.PathLike, split: str | None = 
                                     batch_size, progress, desc=desc, max_seconds=max_seconds, refused=refused,
                                     pad=cfg.data.pad == "repeat")
     return clips, scores, errors, refused
-
-
-def calibration_columns(cal: dict | None, scores: np.ndarray) -> tuple[list, list] | None:
-    """(llr, p_bonafide) per score (None where not scored) under a checkpoint's calibration, or None."""
-    if not cal:
-        return None
-    llr = cal["a"] * scores + cal["b"]
-    post = posterior(np.nan_to_num(llr), 1 - cal["p_spoof"])
-    ok = np.isfinite(scores)
-    return ([float(v) if k else None for v, k in zip(llr, ok)], [float(v) if k else None for v, k in zip(post, ok)])
 
 
 def calibration_note(cal: dict | None) -> str:
@@ -187,7 +171,7 @@ def _inputs(path: str) -> tuple[list[tuple[str, str]], bool]:
     loc = storage.normalize(path)
     found = storage.kind(loc)
     if found is None:
-        raise UsageError(f"--input {path} does not exist; give an audio file, a folder of audio or a manifest")
+        raise UsageError(f"{path} does not exist; give an audio file, a folder of audio or a manifest")
     if storage.suffix(loc) == ".parquet" or (
             found == storage.DIR and any(storage.suffix(f) == ".parquet" for f, _ in storage.entries(loc))):
         return [(c.utt_id, c.path) for c in load_clips([loc], require_both=False)], True
@@ -195,36 +179,53 @@ def _inputs(path: str) -> tuple[list[tuple[str, str]], bool]:
     return [(storage.relative(f, root), f) for f in audio_files(loc)], False
 
 
-def score_rows(model, cfg, meta: dict, items: Sequence[tuple[str, str]], batch_size: int, progress: bool,
-               max_seconds: float | None, refused: dict[int, str]) -> tuple[list[str], list[tuple], int]:
-    """(columns, rows, failed) of the scores file for (id, path) items: score, llr and p_bonafide under a
-    calibration, decision at the checkpoint threshold, error."""
-    scores, errors, _ = score_paths(model, [p for _, p in items], cfg.data.crop, cfg.data.sample_rate,
-                                    batch_size, progress, max_seconds=max_seconds, refused=refused,
-                                    pad=cfg.data.pad == "repeat")
-    thr = float(meta.get("threshold", 0.0))
-    cal = meta.get("calibration")
-    llr = calibration_columns(cal, scores)
-    rows = [(uid, p, None if not np.isfinite(s) else float(s), *([] if llr is None else [v[i] for v in llr]),
-             "" if not np.isfinite(s) else ("bonafide" if s >= thr else "spoof"), errors.get(i, ""))
-            for i, ((uid, p), s) in enumerate(zip(items, scores))]
-    return ["id", "path", "score", *CALIBRATED_COLUMNS[:2 if cal else 0], "decision", "error"], rows, len(errors)
+def _all_inputs(inputs: Sequence[str | os.PathLike], allow_remote_paths: bool) -> tuple[list, dict[int, str]]:
+    """(id, location) items of every input in turn, and {item index: why it is not read} (remote paths
+    in a local manifest, unless allowed)."""
+    items, refused = [], {}
+    for path in inputs:
+        mine, is_manifest = _inputs(os.fspath(path))
+        if is_manifest:
+            why = _refused([p for _, p in mine], os.fspath(path), allow_remote_paths)
+            refused.update({len(items) + i: r for i, r in why.items()})
+        items += mine
+    return items, refused
 
 
-def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, batch_size: int = 16,
+def score(ckpt: str | os.PathLike, inputs: str | os.PathLike | Sequence[str | os.PathLike],
+          out: str | os.PathLike | None = None, batch_size: int = 16,
           progress: bool = True, allow_remote_paths: bool = False, max_seconds: float | None = MAX_SECONDS,
           executor: str = "local", workers: int = 0, gpus_per_worker: float = 0.0,
           ray_address: str | None = None) -> dict:
-    """Score files, folders or manifests into a TSV (id, path, score, decision, error); returns counts.
+    """Score files, folders or manifests (`inputs`: one or a list) into a TSV (id, path, score, decision,
+    error); returns counts, and 'columns' and 'rows' (the TSV's). `out` "-": no file, the TSV's text is
+    returned under 'tsv'; None: no file. A local `out` is written by one process at a time
+    (`outfile.output_lock`: a second run into it is refused); of its folder only the last level is created.
     Remote clip paths in a local manifest are read only with `allow_remote_paths` (else an error row,
     counted as 'remote_refused'); headers declaring more than `max_seconds` are error rows. With
     executor "ray" the clips are scored in shards by an actor pool (see `ray_executor`), resumably."""
-    check_out_file(out)
+    import contextlib
+
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not inputs:
+        raise UsageError("nothing to score: give audio files, folders or manifests")
+    to_file = out is not None and os.fspath(out) != "-"
+    if executor == "ray" and not to_file:
+        raise UsageError("--executor ray keeps its shards beside the scores file: give --out FILE")
+    if to_file:
+        check_out_file(out)
+    with outfile.output_lock(out) if to_file else contextlib.nullcontext():
+        return _score(ckpt, inputs, out if to_file else None, os.fspath(out or "") == "-", batch_size, progress,
+                      allow_remote_paths, max_seconds, executor, workers, gpus_per_worker, ray_address)
+
+
+def _score(ckpt, inputs: list, out, to_text: bool, batch_size, progress, allow_remote_paths, max_seconds, executor,
+           workers, gpus_per_worker, ray_address) -> dict:
+    """`score` with its output checked and locked."""
     # the checkpoint first (a bad one is the error a user sees first), then the inputs
     model, cfg, meta = (None, *load_meta(ckpt)) if executor == "ray" else load_detector(ckpt)
     sha = checkpoint.weights_sha256(ckpt)  # named in the scores file's header (and in the ray shards' names)
-    items, is_manifest = _inputs(os.fspath(inputs))
-    refused = _refused([p for _, p in items], os.fspath(inputs), allow_remote_paths) if is_manifest else {}
+    items, refused = _all_inputs(inputs, allow_remote_paths)
     if executor == "ray":
         from .ray_executor import score_sharded
 
@@ -233,12 +234,16 @@ def score(ckpt: str | os.PathLike, inputs: str | os.PathLike, out: str | os.Path
     else:
         columns, rows, failed = score_rows(model, cfg, meta, items, batch_size, progress, max_seconds, refused)
     thr = float(meta.get("threshold", 0.0))
-    note = f"; {scores_tsv.SHA_KEY} {sha}"
-    scores_tsv.write(out, thr, columns, rows, calibration_note(meta.get("calibration")) + note)
+    note = calibration_note(meta.get("calibration")) + f"; {scores_tsv.SHA_KEY} {sha}"
+    result = {"scored": len(items) - failed, "failed": failed, "out": None if out is None else str(out),
+              "threshold": thr, "remote_refused": len(refused), "columns": columns, "rows": rows}
+    if out is not None:
+        scores_tsv.write(out, thr, columns, rows, note)
+    elif to_text:
+        result["tsv"] = scores_tsv.text(thr, columns, rows, note)
     if executor == "ray":
         storage.remove_tree(f"{os.fspath(out)}.parts")
-    return {"scored": len(items) - failed, "failed": failed, "out": str(out), "threshold": thr,
-            "remote_refused": len(refused)}
+    return result
 
 
 def load_meta(ckpt: str | os.PathLike) -> tuple:

@@ -15,6 +15,8 @@ from typing import Sequence
 
 from manifests import scores_tsv
 
+from .scorer import load_detector, score_rows
+
 SHARD = 256
 
 
@@ -31,16 +33,12 @@ class ScoreWorker:
     def __init__(self, ckpt: str, batch_size: int, max_seconds: float | None, threads: int) -> None:
         import torch
 
-        from .evaluate import load_detector
-
         torch.set_num_threads(max(1, threads))
         self.model, self.cfg, self.meta = load_detector(ckpt)
         self.batch_size, self.max_seconds = batch_size, max_seconds
 
     def __call__(self, batch):
         import pyarrow as pa
-
-        from .evaluate import score_rows
 
         done = []
         for shard in batch.to_pylist():
