@@ -12,6 +12,7 @@ mixed down per block, so a multi-channel file never exists as a float32 array of
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -32,6 +33,15 @@ _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSErr
 
 class AudioError(RuntimeError):
     """A single clip cannot be read or written; the message is the reason, for a `failed` row."""
+
+
+def _decode_reason(name: str, e: BaseException) -> str:
+    """`cannot decode NAME: why`. libsndfile says "(possibly a pipe?)" of any regular file whose header it does not
+    know; by now the file is known to be a regular file, so say that instead."""
+    why = first_line(e)
+    if "possibly a pipe" in why or "not a regular file" in why:
+        why = "not in an audio format this reader knows (unrecognised or damaged header)"
+    return f"cannot decode {name}: {why}"
 
 
 def resample(wav: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
@@ -104,7 +114,7 @@ def open_sound(path: str | os.PathLike, max_seconds: float | None = None) -> sf.
     try:
         f = sf.SoundFile(src)
     except _DECODE_ERRORS as e:
-        raise AudioError(f"cannot decode {name}: {first_line(e)}") from None
+        raise AudioError(_decode_reason(name, e)) from None
     problem = header_problem(name, f.samplerate, f.frames, max_seconds)
     if problem:
         f.close()
@@ -119,7 +129,7 @@ def read_blocks(f: sf.SoundFile, name: str, block: int = BLOCK) -> Iterator[np.n
         try:
             data = f.read(block, dtype="float32", always_2d=True)
         except _DECODE_ERRORS as e:
-            raise AudioError(f"cannot decode {name}: {first_line(e)}") from None
+            raise AudioError(_decode_reason(name, e)) from None
         if data.shape[0] == 0:
             return
         if not np.isfinite(data).all():
@@ -167,11 +177,58 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, subtype: str =
     fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG"}.get(storage.suffix(name), "FLAC")
 
     def write(fh) -> None:
-        with sf.SoundFile(fh, "w", sr, 1, subtype=subtype, format=fmt) as f:
+        with sound_writer(fh, sr, fmt, subtype) as f:
             for i in range(0, wav.shape[0], BLOCK):
                 f.write(np.clip(wav[i:i + BLOCK], -1.0, 1.0))
 
     return storage.write_atomic(path, write)
+
+
+class _KeepWriteError:
+    """A binary file for soundfile's virtual I/O that keeps the first OSError of a write, seek, tell or flush
+    (a full disk: ENOSPC, EDQUOT) instead of raising it inside libsndfile's C callback, where it would print a
+    traceback and come back as a bare AssertionError; after an error every call does nothing."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.error = fh, None
+
+    def _call(self, fn, *args, failed):
+        if self.error is not None:
+            return failed
+        try:
+            return fn(*args)
+        except OSError as e:
+            self.error = e
+            return failed
+
+    def write(self, data) -> int:
+        return self._call(self.fh.write, data, failed=0)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._call(self.fh.seek, offset, whence, failed=-1)
+
+    def tell(self) -> int:
+        return self._call(self.fh.tell, failed=-1)
+
+    def flush(self) -> None:
+        self._call(self.fh.flush, failed=None)
+
+
+@contextlib.contextmanager
+def sound_writer(fh, sr: int, fmt: str, subtype: str = "PCM_16") -> Iterator[sf.SoundFile]:
+    """A mono soundfile writer on an open binary file. An OSError of the file (e.g. no space left on device)
+    is raised as itself, with its errno, once the writer stops: never a C-callback traceback or an
+    AssertionError, so a caller can tell a full disk from a bad clip."""
+    guard = _KeepWriteError(fh)
+    try:
+        with sf.SoundFile(guard, "w", sr, 1, subtype=subtype, format=fmt) as f:
+            yield f
+    except Exception:
+        if guard.error is not None:
+            raise guard.error from None
+        raise
+    if guard.error is not None:
+        raise guard.error
 
 
 def describe(path: str | os.PathLike) -> dict:
@@ -183,7 +240,8 @@ def describe(path: str | os.PathLike) -> dict:
         src = storage.readable(path)
         info = sf.info(src)
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError, UsageError) as e:
-        raise AudioError(f"cannot decode {storage.name(path)}: {first_line(e, 'unknown')}")
+        raise AudioError(_decode_reason(storage.name(path), e) if str(e).strip() else
+                         f"cannot decode {storage.name(path)}: unknown")
     return {
         "sample_rate": int(info.samplerate),
         "num_samples": int(info.frames),

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
-import soundfile as sf
 
 from manifests import storage
-from manifests.audio import open_sound
+from manifests.audio import open_sound, sound_writer
 from manifests.audiostream import stream
 
 from .backends import Backend
@@ -51,7 +50,7 @@ def reconstruct_long(backend: Backend, src: str, dst: str, seed: int) -> dict:
     ref = _Reference(ref_blocks)
 
     def write(fh) -> None:
-        with sf.SoundFile(fh, "w", sr, 1, subtype="PCM_16", format=fmt) as out:
+        with sound_writer(fh, sr, fmt) as out:
             for y in backend.reconstruct_stream(stream(src), sr, total, seed):
                 out.write(y)
                 hard.add(ref.take(y.shape[0]), y)

@@ -121,6 +121,8 @@ class ReconstructWorker:
                 raise
             row.update(status="failed", error=_reason(e))
         except Exception as e:  # noqa: BLE001 - any per-clip failure becomes a failed row
+            if any(s in str(e) for s in ("No space left on device", "Disk quota exceeded")):  # wrapped by a library
+                raise OSError(errno.ENOSPC, f"{_reason(e)} (writing {storage.name(task['out_path'])})") from None
             row.update(status="failed", error=_reason(e))
         row["created_at"] = dt.datetime.now(dt.timezone.utc)
         row["_elapsed_s"] = time.perf_counter() - start
