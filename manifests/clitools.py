@@ -56,3 +56,15 @@ def parse_kv(pairs: tuple[str, ...], option: str = "--param") -> dict:
         except json.JSONDecodeError:
             out[key.strip()] = raw
     return out
+
+
+def parse_grid(pairs: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
+    """`--grid key=v1,v2` -> ((key, (v1, v2)), ...), values parsed as --param values are."""
+    out = []
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        values = [v for v in raw.split(",") if v.strip()]
+        if not sep or not key.strip() or not values:
+            raise UsageError(f"--grid {pair!r} is not key=v1,v2,...")
+        out.append((key.strip(), tuple(parse_kv((f"x={v.strip()}",), "--grid")["x"] for v in values)))
+    return tuple(out)

@@ -6,7 +6,7 @@ import sys
 import click
 
 from manifests import storage
-from manifests.clitools import FiniteRange, Group, parse_kv
+from manifests.clitools import FiniteRange, Group, parse_grid, parse_kv
 from manifests.errors import UsageError
 
 from .cli_fit import fit
@@ -17,18 +17,6 @@ from .config import RunConfig
 @click.group(cls=Group)
 def main() -> None:
     """Reconstruct speech with codec, vocoder and diffusion back-ends into hard spoof samples."""
-
-
-def _grid(pairs: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
-    """`--grid key=v1,v2` -> ((key, (v1, v2)), ...), values parsed as --param values are."""
-    out = []
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        values = [v for v in raw.split(",") if v.strip()]
-        if not sep or not key.strip() or not values:
-            raise UsageError(f"--grid {pair!r} is not key=v1,v2,...")
-        out.append((key.strip(), tuple(parse_kv((f"x={v.strip()}",), "--grid")["x"] for v in values)))
-    return tuple(out)
 
 
 @main.command()
@@ -70,7 +58,7 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tu
     if spectrograms < 0:
         raise UsageError(f"--spectrograms is a number of clips >= 0, got {spectrograms}")
     cfg = RunConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), models=models,
-                    params=tuple(parse_kv(params).items()), grid=_grid(grid), **options)
+                    params=tuple(parse_kv(params).items()), grid=parse_grid(grid), **options)
     summary = run_job(cfg, echo=lambda s: click.echo(s, err=True))
     if summary.dry_run:
         click.echo(summary.table())

@@ -20,15 +20,42 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--method", type=click.Choice(["codec", "vocoder", "diffusion"]), help="Only this paradigm.")
-def list_cmd(method: str | None) -> None:
-    """Each back-end: paradigm, sample rate, weights source, and where its weights are offline."""
+@click.option("--method", default="", help="Only this paradigm (codec, vocoder, diffusion); with --variants, as "
+              "`reconstruct run --method` (comma-separated).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (one object per back-end or variant).")
+@click.option("--variants", is_flag=True, help="List the model variants `reconstruct run` would make with the "
+              "same --method/--model/--param/--grid/--checkpoint (default models resolved), not the back-ends.")
+@click.option("--model", "names", multiple=True, help="With --variants: back-end name (repeatable).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="With --variants: back-end parameter.")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...", help="With --variants: parameter grid.")
+@click.option("--checkpoint", type=click.Path(), help="With --variants: weights of the one selected model.")
+def list_cmd(method: str, as_json: bool, variants: bool, names: tuple[str, ...], params: tuple[str, ...],
+             grid: tuple[str, ...], checkpoint: str | None) -> None:
+    """Each back-end: paradigm, sample rate, weights source, and where its weights are offline. With
+    --variants: each model variant (name as in utt_ids and audio folders, back-end, paradigm, parameters)."""
     from . import models as M
     from .weights import store_dir
 
+    if variants:
+        from manifests.clitools import parse_grid, parse_kv
+
+        rows = M.list_variants(tuple(m.strip() for m in method.split(",") if m.strip()), names, parse_kv(params),
+                               checkpoint, dict(parse_grid(grid)))
+        for row in rows if not as_json else ():
+            click.echo(f"{row['variant']:<40} {row['model']:<24} {row['method']:<10} {json.dumps(row['params'])}")
+        if as_json:
+            click.echo(json.dumps(rows))
+        return
+    if (names or params or grid or checkpoint) and not variants:
+        raise UsageError("--model, --param, --grid and --checkpoint go with --variants")
+    if method and method not in ("codec", "vocoder", "diffusion"):
+        raise UsageError(f"--method {method!r}: choose from codec, vocoder, diffusion")
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(m) for m in M.list_models(method or None)]))
+        return
     click.echo(f"model store: {store_dir()}")
     click.echo(f"{'model':<24} {'method':<10} {'rate':>6}  {'source':<40} offline")
-    for m in M.list_models(method):
+    for m in M.list_models(method or None):
         click.echo(f"{m.name:<24} {m.method:<10} {m.sample_rate:>6}  {m.source:<40} {m.offline}")
 
 

@@ -48,6 +48,16 @@ def list_models(method: str | None = None) -> list[ModelInfo]:
     return rows
 
 
+def list_variants(methods: tuple[str, ...], models: tuple[str, ...], params: dict, checkpoint: str | None,
+                  grid: dict | None = None) -> list[dict]:
+    """The model variants `reconstruct run` makes with these options (paradigm defaults resolved as it
+    resolves them): variant name (the utt_id suffix and audio folder), model, method, all parameters."""
+    from .plan import resolve_models
+
+    specs, _ = resolve_models(methods, models, params, checkpoint, grid)
+    return [{"variant": s.variant, "model": s.name, "method": s.method, "params": s.params} for s in specs]
+
+
 def pull(name: str, force: bool = False) -> Path:
     """Download `name`'s weights into the store (online machines only) and record their sha256."""
     cls = get(name)

@@ -73,6 +73,18 @@ def _recon_corpus(r: xc.Recon, out: Path) -> tuple[str, list[str]]:
     return str(dest), ["--allow-outside-root"]
 
 
+def _model_flags(r: xc.Recon) -> list[str]:
+    """The `reconstruct` options that choose a run's models: --method, --model, --checkpoint, --param, --grid."""
+    flags = ["--method", r.method] if r.method else []
+    flags += ["--model", r.model] if r.model else []
+    flags += ["--checkpoint", r.checkpoint] if r.checkpoint else []
+    for k, v in r.params:
+        flags += ["--param", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
+    for k, values in r.grid:
+        flags += ["--grid", f"{k}=" + ",".join(json.dumps(v) if not isinstance(v, str) else v for v in values)]
+    return flags
+
+
 def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> str:
     """Run (or resume) `reconstruct run` for a run to do; returns its manifest folder."""
     if not r.todo:
@@ -82,14 +94,8 @@ def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> 
     dest = Path(r.out) if r.out else out / "recon" / r.name
     corpus, flags = _recon_corpus(r, out)
     cmd = [sys.executable, "-m", "reconstruct.cli", "run", "--corpus", corpus, "--out", str(dest), "--seed", str(r.seed), *flags]
-    cmd += ["--method", r.method] if r.method else []
-    cmd += ["--model", r.model] if r.model else []
-    cmd += ["--checkpoint", r.checkpoint] if r.checkpoint else []
+    cmd += _model_flags(r)
     cmd += ["--limit", str(r.limit)] if r.limit is not None else []
-    for k, v in r.params:
-        cmd += ["--param", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
-    for k, values in r.grid:
-        cmd += ["--grid", f"{k}=" + ",".join(json.dumps(v) if not isinstance(v, str) else v for v in values)]
     cmd += ["--executor", "ray", "--ray-address", ray_address] if ray_address else ["--executor", "local"]
     click.echo(f"[recon {r.name}] {' '.join(cmd[1:])}", err=True)
     rc = subprocess.run(cmd).returncode
@@ -100,12 +106,13 @@ def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> 
 
 def _variants(r: xc.Recon) -> set[str]:
     """The model variants (`reconstruct run`'s folder and utt_id suffix) this run makes: its model or
-    paradigm default, with its parameters and every grid point."""
-    from reconstruct.plan import resolve_models
-
-    specs, _ = resolve_models((r.method,) if r.method else (), (r.model,) if r.model else (), dict(r.params),
-                              r.checkpoint, {k: list(v) for k, v in r.grid})
-    return {s.variant for s in specs}
+    paradigm default, with its parameters and every grid point, as `reconstruct list --variants` says."""
+    cmd = [sys.executable, "-m", "reconstruct.cli", "list", "--variants", "--json", *_model_flags(r)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1].removeprefix("Error: ")
+        raise UsageError(f"reconstructions.{r.name}: {why}")
+    return {row["variant"] for row in json.loads(proc.stdout)}
 
 
 def _this_run(r: xc.Recon, manifest: Path, corpus: str, out: Path) -> str:
@@ -211,14 +218,15 @@ def run_one(task: dict) -> list[dict]:
         torch.set_num_threads(task["threads"])
     folder = Path(task["run_dir"])
     info_path = folder / "experiment.json"
-    skipped = is_finished(folder)
+    ckpt = task.get("zero_shot") or folder  # a zero-shot variant evaluates a published model as it is
+    skipped = True if task.get("zero_shot") else is_finished(folder)
     if not skipped:
         t0 = time.time()
         extra = [mining_rounds(task, folder)] if task.get("mine") else []
         train(task["manifests"] + extra, folder, RunConfig.from_dict(task["config"]), resume=True, progress=False)
         info_path.write_text(json.dumps({"train_seconds": time.time() - t0, "manifests": task["manifests"]}))
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    meta = json.loads((folder / "final" / "meta.json").read_text())
+    meta = {} if task.get("zero_shot") else json.loads((folder / "final" / "meta.json").read_text())
     rows = []
     held_out = task.get("held_out", [])
     pct = lambda v: None if v is None else 100 * v  # noqa: E731
@@ -227,7 +235,7 @@ def run_one(task: dict) -> list[dict]:
         key = f"{manifest_hash(manifest)}:{split}:{','.join(held_out)}:v3"
         res = json.loads(cache.read_text()) if cache.is_file() else {}
         if res.get("key") != key:
-            r = evaluate(folder, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False,
+            r = evaluate(ckpt, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False,
                          split=split, held_out=held_out)
             res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"], "held_out_eer": r["held_out_eer"],
                    "seen_eer": r["seen_eer"], "per_attack": {a: 100 * v for a, v in r["per_attack"].items()}}
@@ -235,7 +243,7 @@ def run_one(task: dict) -> list[dict]:
         rows.append({"variant": task["variant"], "seed": task["seed"], "fold": task.get("fold", "all"),
                      "eval_set": name, "eer": 100 * res["eer"], "held_out_eer": pct(res["held_out_eer"]),
                      "seen_eer": pct(res["seen_eer"]), "min_dcf": res["min_dcf"], "n_clips": res["n"],
-                     "dev_eer": 100 * meta["dev_eer"], "per_attack_eer": json.dumps(res["per_attack"], sort_keys=True),
+                     "dev_eer": pct(meta.get("dev_eer")), "per_attack_eer": json.dumps(res["per_attack"], sort_keys=True),
                      "train_seconds": info.get("train_seconds"), "trained_now": not skipped,
                      "run_dir": os.path.relpath(folder, task.get("out", folder.parent))})
     return rows
@@ -245,7 +253,8 @@ def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
     if not ray_address:
         rows = []
         for i, t in enumerate(tasks, 1):
-            state = "done, evaluating" if is_finished(Path(t["run_dir"])) else "training"
+            state = "zero-shot, evaluating" if t.get("zero_shot") else \
+                "done, evaluating" if is_finished(Path(t["run_dir"])) else "training"
             fold = f" without {t['fold']}" if t.get("held_out") else ""
             click.echo(f"[{i}/{len(tasks)}] {t['variant']}{fold} seed {t['seed']}: {state}", err=True)
             rows += run_one(t)
@@ -287,13 +296,14 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
               "held_out": list(fold), "batch_size": exp.eval_batch_size, "threads": exp.threads,
               "manifests": train_manifests + [recon[r] for r in v.reconstructions if r in recon],
               "config": v.run.replace("train", seed=s).replace("data", holdout_attacks=fold).to_dict(), "evals": evals,
-             "mine": dataclasses.asdict(v.mine) | {"manifest": recon.get(v.mine.candidates)} if v.mine else None}
+             "mine": dataclasses.asdict(v.mine) | {"manifest": recon.get(v.mine.candidates)} if v.mine else None,
+             "zero_shot": v.zero_shot}
              for fold in exp.folds for v in exp.variants for s in (v.seeds or exp.seeds)]
     missing = []
     if finished_only:
         missing = [f"{t['variant']}{' without ' + t['fold'] if t['held_out'] else ''} seed {t['seed']}"
-                   for t in tasks if not is_finished(Path(t["run_dir"]))]
-        tasks = [t for t in tasks if is_finished(Path(t["run_dir"]))]
+                   for t in tasks if not (t["zero_shot"] or is_finished(Path(t["run_dir"])))]
+        tasks = [t for t in tasks if t["zero_shot"] or is_finished(Path(t["run_dir"]))]
         if not tasks:
             raise UsageError(f"no finished run under {out / 'runs'} to report")
     try:
