@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from detector.config import ModelConfig
+from detector.model.backends.lcnn import MaxFeatureMap
 from detector.model.detector import Detector
 from detector.model.frontends.lfcc import dct_matrix, linear_filterbank
 from detector.model.pretrained import lcnn, rawnetlite
@@ -110,6 +111,12 @@ def test_forward_finite_deterministic_and_head_is_the_reference_output_layer(tmp
     # the reference's inference score is its output Linear, unsigned: bona fide = 1 in training
     expected = emb @ ref["m_output_act.0.weight"].T + ref["m_output_act.0.bias"]
     torch.testing.assert_close(first, expected[:, 0])
+
+
+def test_max_feature_map_pairs_channel_i_with_i_plus_half():
+    """The reference views (B, C) as (B, 2, C/2) and takes the max over the 2: channel i against i + C/2."""
+    x = torch.tensor([1.0, 5.0, 3.0, 2.0]).view(1, 4, 1, 1)
+    assert MaxFeatureMap()(x).flatten().tolist() == [3.0, 5.0]
 
 
 def test_short_clip_is_refused_in_one_line():
