@@ -163,27 +163,40 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
 @main.command()
 @click.option("--checkpoint", "ckpt", required=True, type=CheckpointPath(exists=True),
               help="Run or checkpoint folder, or a model.onnx from `detector export`.")
-@click.option("--input", "inputs", required=True, help="Audio file, folder or manifest; local or an s3:// / gs:// URI.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores TSV (higher = more likely bona fide).")
+@click.argument("files", nargs=-1)
+@click.option("--input", "inputs", multiple=True,
+              help="Audio file, folder or manifest; local or an s3:// / gs:// URI (repeatable; or give them as FILES).")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Scores TSV (higher = more likely bona fide); '-' prints the TSV [none: a table on stdout].")
 @_scoring_options
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: score in shards of 256 clips on a Ray actor pool (one detector per actor), resumable.")
 @click.option("--workers", type=int, default=0, help="ray: actors (default: one per CPU, or per GPU share).")
 @click.option("--gpus-per-worker", type=float, default=0.0, show_default=True, help="ray: GPUs per actor (fractions share).")
 @click.option("--ray-address", help="ray: join a running cluster ('auto', 'ray://HOST:10001'); default a local Ray.")
-def score(ckpt, inputs, out, batch_size, allow_remote_paths, max_duration, executor, workers, gpus_per_worker,
+def score(ckpt, files, inputs, out, batch_size, allow_remote_paths, max_duration, executor, workers, gpus_per_worker,
           ray_address, no_progress) -> None:
-    """Score audio: TSV of id, path, score (higher = more likely bona fide), decision, error; with a calibrated
-    checkpoint also llr and p_bonafide. CHECKPOINT may be an exported .onnx file (run by onnxruntime)."""
+    """Score audio FILES (files, folders, manifests): without --out a table of file, score (higher = more likely
+    bona fide), decision at the checkpoint's threshold and, when calibrated, p_bonafide; with --out a TSV of id,
+    path, score, decision, error (and llr, p_bonafide). CHECKPOINT may be an exported .onnx file (onnxruntime)."""
     from .scoring.evaluate import score as run
+    from .scoring.score_table import score_table
 
     _check_scoring_options(batch_size, max_duration)
     if workers < 0 or gpus_per_worker < 0:
         raise UsageError("--workers and --gpus-per-worker are >= 0")
-    r = run(ckpt, inputs, out, batch_size, progress=not no_progress, allow_remote_paths=allow_remote_paths,
+    if not files and not inputs:
+        raise UsageError("give the audio to score: files, folders or manifests (as arguments or --input)")
+    r = run(ckpt, [*files, *inputs], out, batch_size, progress=not no_progress, allow_remote_paths=allow_remote_paths,
             max_seconds=max_duration, executor=executor, workers=workers, gpus_per_worker=gpus_per_worker,
             ray_address=ray_address)
-    click.echo(f"scored {r['scored']} file(s), {r['failed']} not scored (reason in the error column) -> {r['out']}")
+    if out is None:
+        click.echo(score_table(r["columns"], r["rows"]))
+    elif out == "-":
+        click.echo(r["tsv"], nl=False)
+    click.echo(f"scored {r['scored']} file(s), {r['failed']} not scored" + (
+        f" (reason in the error column) -> {r['out']}" if r["out"] else f" (threshold {r['threshold']:.4g})"),
+        err=r["out"] is None)
     if r["remote_refused"]:
         click.echo(f"{r['remote_refused']} of them have remote paths, not read without --allow-remote-paths", err=True)
 

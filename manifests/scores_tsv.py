@@ -39,13 +39,18 @@ def _field(v: object) -> str:
     return s
 
 
+def text(threshold: float, columns: Sequence[str], rows: Sequence[Sequence], note: str = "") -> str:
+    """The scores file's content (`detector score --out -` prints it). `note` (one line, e.g. what the llr
+    and p_bonafide columns mean) is appended to the header comment."""
+    return "\n".join([HEADER.format(thr=threshold) + note.replace("\n", " "), "\t".join(columns),
+                      *("\t".join(_field(v) for v in r) for r in rows)]) + "\n"
+
+
 def write(loc: str | os.PathLike, threshold: float, columns: Sequence[str], rows: Sequence[Sequence],
           note: str = "") -> str:
-    """Write the scores file atomically (temp + rename locally); returns its location. `note` (one line, e.g.
-    what the llr and p_bonafide columns mean) is appended to the header comment."""
-    text = "\n".join([HEADER.format(thr=threshold) + note.replace("\n", " "), "\t".join(columns),
-                      *("\t".join(_field(v) for v in r) for r in rows)]) + "\n"
-    return storage.write_atomic(loc, lambda fh: fh.write(text.encode("utf-8")))
+    """Write the scores file (see `text`) atomically (temp + rename locally); returns its location."""
+    content = text(threshold, columns, rows, note).encode("utf-8")
+    return storage.write_atomic(loc, lambda fh: fh.write(content))
 
 
 def read(loc: str | os.PathLike) -> list[dict]:

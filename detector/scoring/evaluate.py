@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from manifests import scores_tsv, storage
+from manifests import outfile, scores_tsv, storage
 from manifests.audio import MAX_SECONDS
 from manifests.errors import UsageError
 from manifests.io import remote_path_refusal
@@ -26,11 +26,15 @@ HEADER = scores_tsv.HEADER
 
 
 def check_out_file(out: str | os.PathLike) -> None:
-    """Refuse, before any scoring, an --out file that cannot be written (UsageError, one line)."""
+    """Refuse, before any scoring, an --out file that cannot be written (UsageError, one line). Of a local
+    file's folder only the last level is created; whether it is writable `outfile.output_lock` finds."""
     loc = storage.normalize(out)
     if storage.kind(loc) == storage.DIR:
         raise UsageError(f"--out {out} is a folder; give a file name such as scores.tsv")
-    storage.check_writable(storage.parent(loc))
+    if storage.is_uri(loc):
+        storage.check_writable(storage.parent(loc))
+    else:
+        outfile.out_folder(loc)
 
 
 def _refused(paths: Sequence[str], manifest: str, allow_remote_paths: bool) -> dict[int, str]:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from manifests import outfile
 from manifests.errors import UsageError, first_line
 
 from .. import checkpoint
@@ -91,8 +92,10 @@ def export_onnx(ckpt: str | os.PathLike, out: str | os.PathLike, tolerance: floa
         raise UsageError(f"--out {out}: give a file name ending in .onnx")
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give a file name such as model.onnx")
-    model, cfg, meta = checkpoint.load(ckpt)
-    return export_model(model, cfg, meta, out, tolerance)
+    outfile.out_folder(out)  # before any work: only its last folder level is created
+    with outfile.output_lock(out):  # also finds an unwritable folder (/proc/x.onnx)
+        model, cfg, meta = checkpoint.load(ckpt)
+        return export_model(model, cfg, meta, out, tolerance)
 
 
 def export_model(model: torch.nn.Module, cfg: RunConfig, meta: dict[str, Any], out: str | os.PathLike,
@@ -138,6 +141,8 @@ def export_model(model: torch.nn.Module, cfg: RunConfig, meta: dict[str, Any], o
     try:
         program.save(tmp, external_data=False)
         os.replace(tmp, out)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or first_line(e)}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return {"out": str(out), "length_axis": length_axis, "max_abs_diff": diff, "tried": tried}

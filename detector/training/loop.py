@@ -16,7 +16,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -315,6 +314,10 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     """
     rank, world = ddp.init_from_env()
     out = Path(out)
+    for option, folder in (("--noise-dir", cfg.data.noise_dir), ("--rir-dir", cfg.data.rir_dir)):
+        if folder and storage.kind(folder) != storage.DIR:
+            raise UsageError(f"{option} {folder} is {'not there' if storage.kind(folder) is None else 'a file'}; "
+                             "give a folder of audio files (searched recursively)")
     seed_everything(cfg.train.seed)
     train_clips, dev, unused = split_clips(manifest_paths, cfg, allow_remote_paths)
     if cfg.train.loss not in ("racl", "ce"):
