@@ -279,7 +279,7 @@ def remove(loc: str | os.PathLike) -> None:
 def check_writable(folder: str | os.PathLike) -> None:
     """Create `folder` (local) and write + delete a probe file in it; UsageError when that fails."""
     s = os.fspath(folder)
-    probe = join(s, f".write-probe-{uuid.uuid4().hex}")
+    probe = join(s, f".write-probe-{tempfiles.owner()}-{uuid.uuid4().hex[:8]}")  # owner: a kill's is swept
     if is_uri(s):
         scheme, bucket, _ = _root(normalize(s))
         try:

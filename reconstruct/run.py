@@ -22,6 +22,7 @@ from tqdm import tqdm
 import manifests
 from manifests import listing, storage, tempfiles
 from manifests.corpus import list_corpus
+from manifests.select import select_rows
 from manifests.errors import UsageError
 
 from . import weights
@@ -200,13 +201,15 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     for n in notices:
         echo(n)
     table = list_corpus(cfg.corpus, cfg.audio_dir, cfg.allow_outside_root, exclude=(out,))
+    root = _root(table["path"]) if cfg.select else None  # selected clips get the output paths a whole-corpus run gives
+    table = select_rows(table, cfg.select)
     table = table.slice(0, cfg.limit) if cfg.limit else table
-    root = _root(table["path"])
+    root = root or _root(table["path"])
     check_plan(table, specs, out, list(BACKENDS))
     done = Done.read(manifest_dir, table, root, [s.variant for s in specs])
     tallies = {s.variant: ModelTally() for s in specs}
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
-    plan_dir = None if cfg.dry_run else storage.join(out, f".plan-{run_id}")
+    plan_dir = None if cfg.dry_run else storage.join(out, f".plan-{tempfiles.owner()}-{run_id}")  # see tempfiles.sweep
     if not cfg.dry_run:
         storage.check_writable(out)
         if not storage.is_uri(out):

@@ -182,3 +182,31 @@ def test_a_255_byte_file_name_reconstructs(tmp_path):
     row = next(x for x in manifests.read(tmp_path / "o" / "manifest").to_pylist() if x["kind"] == "reconstruction")
     assert row["status"] == "ok", row["error"]
     assert len(Path(row["path"]).name.encode()) == 255
+
+
+def test_a_rerun_sweeps_plan_folders_and_write_probes_of_dead_runs_only(tmp_path):
+    """kill -9 leaves OUT/.plan-HOST-PID-RUN/ and a 0-byte OUT/.write-probe-HOST-PID-X (issue 29.6)."""
+    from manifests import tempfiles
+
+    corpus = small_folder(tmp_path / "c", 1)
+    out = tmp_path / "o"
+    assert invoke("run", *OPUS, "--corpus", corpus, "--out", out).exit_code == 0
+    host, dead, live = tempfiles._host(), _dead_pid(), os.getpid()
+    dead_plan = out / f".plan-{host}-{dead}-20260101T000000Z-0123abcd"
+    live_plan = out / f".plan-{host}-{live}-20260101T000000Z-4567abcd"
+    old_plan = out / ".plan-20260101T000000Z-89abcdef"  # the naming before: the run cannot be asked, so by age
+    for d in (dead_plan, live_plan, old_plan):
+        (d / "spec-0").mkdir(parents=True)
+        (d / "spec-0" / "c000000-000000.parquet").write_bytes(b"PAR1")
+    os.utime(old_plan, (time.time() - 8 * 86400, time.time() - 8 * 86400))
+    dead_probe, live_probe = out / f".write-probe-{host}-{dead}-0badf00d", out / f".write-probe-{host}-{live}-0badf00d"
+    old_probe = out / f".write-probe-{'c' * 32}"
+    for f in (dead_probe, live_probe, old_probe):
+        f.write_bytes(b"")
+    os.utime(old_probe, (time.time() - 7200, time.time() - 7200))
+    r = invoke("run", *OPUS, "--corpus", corpus, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert not dead_plan.exists() and not old_plan.exists() and live_plan.exists()
+    assert not dead_probe.exists() and not old_probe.exists() and live_probe.exists()
+    assert "2 write probe(s), 2 plan folder(s)" in r.output
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted([live_plan.name, live_probe.name])

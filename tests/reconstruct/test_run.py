@@ -141,6 +141,7 @@ def test_kill_9_mid_run_then_rerun_completes_without_duplicates(corpus, tmp_path
     assert len(ids) == len(set(ids)) == 12
     assert all(s == "ok" for s in table["status"].to_pylist())
     assert all(sf.info(p).frames > 0 for p in table["path"].to_pylist())
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # the killed run's plan folder swept (29.6)
 
 
 def test_spectrogram_figure(corpus, tmp_path):
