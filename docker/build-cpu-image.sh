@@ -75,4 +75,5 @@ fi
 [[ -z ${FRONTENDS+set} ]] || args+=(--build-arg "FRONTENDS=$FRONTENDS")
 log "$ENGINE ${args[*]} $ROOT"
 "$ENGINE" "${args[@]}" "$ROOT"
-log "built $IMAGE: $("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE") bytes"
+size_mb() { echo $(( $("$ENGINE" image inspect --format '{{.Size}}' "$1") / 1000000 )); }
+log "image sizes: $BASE_IMAGE $(size_mb "$BASE_IMAGE") MB, $IMAGE $(size_mb "$IMAGE") MB"
