@@ -118,6 +118,14 @@ USAGE_CASES = [
      "exit 2, one line, before any work", "exit 2, one line, before any work (`--batch-size 0`, `--out /proc/x.tsv`)"),
     ("temp files left by a run killed with `kill -9`", "removed when the run is started again"),
     ("torch checkpoint that would run code when unpickled", "refused: weights_only loading"),
+    ("`detector train` on manifests (or parts) that list one utt_id under another label, kind or source_id",
+     "-", "exit 2, one line: the count and the first utt_id (identical rows are merged, and counted)"),
+    ("`state.pt` that is a pickle with code, truncated `state.pt`, corrupt `model.safetensors` or `config.json`",
+     "-", "exit 2, one line naming the file; resuming from a damaged `last/` says `--fresh`"),
+    ("`detector score --out /nonexistent/dir/s.tsv`, `detector export --out /proc/x.onnx`, `--noise-dir` a file",
+     "-", "exit 2, one line (of `--out`'s folder only the last level is created)"),
+    ("two `detector score` runs into one `--out`", "-", "the second: exit 2, one line naming the first's pid; a "
+     "lock left by `kill -9` holds nothing"),
 ]
 
 
