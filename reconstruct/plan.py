@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import math
+import posixpath
 from pathlib import Path
 
 import pyarrow as pa
@@ -164,10 +165,34 @@ def reconstruction_attack(source_attack: str | None, variant: str) -> str:
     return variant if source_attack in (None, "-") else f"{source_attack}+{variant}"
 
 
+NAME_MAX = 255  # bytes of one file name on the usual file systems (ext4, xfs, btrfs, tmpfs, APFS)
+
+
+def short_name(name: str, limit: int = NAME_MAX) -> str:
+    """A file name of at most `limit` UTF-8 bytes: `name` itself when it fits, else its stem cut (at a character
+    boundary) + '-' + 8 hex digits of the whole name's sha256 + its suffix, so that names sharing a long start
+    stay apart and a rerun finds the same name."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    tail = f"-{hashlib.sha256(raw).hexdigest()[:8]}{dot}{suffix}"
+    room = limit - len(tail.encode("utf-8", "surrogateescape"))
+    return stem.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore") + tail
+
+
 def output_paths(paths: pa.Array, root: str, out: str, variant: str) -> pa.Array:
-    """out/audio/VARIANT/<path relative to root, suffix .flac> for every source path (columnar)."""
+    """out/audio/VARIANT/<path relative to root, suffix .flac> for every source path (columnar). A file name
+    the suffix makes longer than NAME_MAX bytes (a 252-255 byte `.wav` name) is shortened by `short_name`."""
     prefix = root.rstrip("/") + "/"  # root is the deepest folder holding every path
     rel = pc.replace_substring_regex(pc.utf8_slice_codeunits(paths, len(prefix)), r"\.[^./]*$", ".flac")
+    long = pc.greater(pc.binary_length(pc.replace_substring_regex(rel, r"^.*/", "")), NAME_MAX)
+    if pc.any(long).as_py():  # rare: only those few names go through Python
+        if isinstance(rel, pa.ChunkedArray):
+            rel, long = rel.combine_chunks(), long.combine_chunks()
+        fixed = [posixpath.join(posixpath.dirname(r), short_name(posixpath.basename(r)))
+                 for r in rel.filter(long).to_pylist()]
+        rel = pc.replace_with_mask(rel, long, pa.array(fixed, pa.string()))
     base = storage.join(out, "audio", variant) + "/"
     return pc.binary_join_element_wise(pa.scalar(base), rel, "")
 

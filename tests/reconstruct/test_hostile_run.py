@@ -210,3 +210,20 @@ def test_a_rerun_sweeps_plan_folders_and_write_probes_of_dead_runs_only(tmp_path
     assert not dead_probe.exists() and not old_probe.exists() and live_probe.exists()
     assert "2 write probe(s), 2 plan folder(s)" in r.output
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted([live_plan.name, live_probe.name])
+
+
+def test_file_names_of_252_to_255_bytes_get_a_short_deterministic_output_name(tmp_path):
+    """`.wav` -> `.flac` would make these 256-259 bytes: past NAME_MAX (issue 29.7)."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    names = ["a" * n + ".wav" for n in (248, 249, 250, 251)] + ["a" * 250 + "b.wav"]  # 252..255 bytes; two share 250
+    for i, name in enumerate(names):
+        sf.write(corpus / name, speechlike(0.3, seed=i), 16000)
+    r = invoke("run", *OPUS, "--corpus", corpus, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    recon = [x for x in manifests.read(tmp_path / "o" / "manifest").to_pylist() if x["kind"] == "reconstruction"]
+    assert len(recon) == 5 and {x["status"] for x in recon} == {"ok"}, [x["error"] for x in recon]
+    out_names = {Path(x["path"]).name for x in recon}
+    assert len(out_names) == 5 and max(len(n.encode()) for n in out_names) == 255
+    r = invoke("run", *OPUS, "--corpus", corpus, "--out", tmp_path / "o")  # the same names again: all skipped
+    assert r.exit_code == 0 and " 5        5      0       0 " in r.output, r.output
