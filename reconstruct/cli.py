@@ -8,6 +8,7 @@ import click
 from manifests import storage
 from manifests.clitools import FiniteRange, Group, parse_grid, parse_kv
 from manifests.errors import UsageError
+from manifests.select import parse_select
 
 from .cli_fit import fit
 from .cli_models import bench, list_cmd, models
@@ -37,7 +38,10 @@ def main() -> None:
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Clips per worker call and manifest part.")
 @click.option("--ray-address", help="Join a running cluster: 'auto' or 'ray://HOST:10001'.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed; per-clip seeds derive from it.")
-@click.option("--limit", type=int, help="Only the first N corpus clips.")
+@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE[,VALUE...]",
+              help="Only corpus clips whose COLUMN (utt_id, label, attack, speaker, language, split) is one of the "
+              "values; repeatable, all must hold: --select label=bonafide --select split=train.")
+@click.option("--limit", type=int, help="Only the first N corpus clips (after --select).")
 @click.option("--retry-failed", is_flag=True, help="Redo clips whose earlier row is `failed`.")
 @click.option("--dry-run", is_flag=True, help="Print the plan without loading any model.")
 @click.option("--max-failure-rate", type=float, default=0.05, show_default=True, help="Exit 1 above this share of failed clips.")
@@ -47,7 +51,7 @@ def main() -> None:
               help="Longest clip read, in seconds, as its header declares; longer ones are failed rows.")
 @click.option("--spectrograms", type=int, default=0, help="Also write OUT/spectrograms.png for N clips (original vs each model).")
 def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tuple[str, ...], spectrograms: int,
-        **options) -> None:
+        select: tuple[str, ...], **options) -> None:
     """Reconstruct every corpus clip with every selected model; re-running resumes."""
     from manifests.listing import driver_allocator
 
@@ -58,7 +62,8 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tu
     if spectrograms < 0:
         raise UsageError(f"--spectrograms is a number of clips >= 0, got {spectrograms}")
     cfg = RunConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), models=models,
-                    params=tuple(parse_kv(params).items()), grid=parse_grid(grid), **options)
+                    params=tuple(parse_kv(params).items()), grid=parse_grid(grid), select=parse_select(select),
+                    **options)
     summary = run_job(cfg, echo=lambda s: click.echo(s, err=True))
     if summary.dry_run:
         click.echo(summary.table())

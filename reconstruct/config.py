@@ -22,7 +22,8 @@ class RunConfig:
     batch_size: int = 16                         # clips per worker call (and per manifest part)
     ray_address: str | None = None               # join a cluster: 'auto' or 'ray://host:10001'
     seed: int = 0                                # run seed; each clip's seed derives from it
-    limit: int | None = None                     # only the first N corpus clips
+    select: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column, values): keep clips whose column is a value; AND
+    limit: int | None = None                     # only the first N corpus clips (after `select`)
     retry_failed: bool = False                   # redo clips whose earlier row is `failed`
     dry_run: bool = False                        # print the plan, load no model
     max_failure_rate: float = 0.05               # above it the run exits 1

@@ -1,16 +1,16 @@
 """`detector experiment`: reconstruction runs -> variants x seeds trained -> every checkpoint on every eval set
 -> results.parquet, results.md (the paper's table shape) and results.png.
 
-Layout of OUT: manifests/ (imported corpora), corpora/ (filtered corpora handed to `reconstruct`),
-recon/<name>/ (reconstruct runs), runs/<variant>[/<fold>]/seed<S>/ (detector runs, final/ = finished; <fold>
-= the held-out attacks when the study holds some out), .../eval/<set>/ (scores, plots, result.json).
+Layout of OUT: manifests/ (imported corpora), recon/<name>/ (reconstruct runs), runs/<variant>[/<fold>]/seed<S>/
+(detector runs, final/ = finished; <fold> = the held-out attacks when the study holds some out),
+.../eval/<set>/ (scores, plots, result.json).
 
-`detector` never imports `reconstruct`: a reconstruction run to do is a `reconstruct run` subprocess,
-which resumes, so a re-run costs little. Training runs are skipped once OUT/runs/.../final exists.
+`detector` never imports `reconstruct`: a reconstruction run to do is a `reconstruct run` subprocess (its
+corpus selection is `--select`), which resumes, so a re-run costs little; the model variants a run makes
+come from `reconstruct list --variants --json`. Training runs are skipped once OUT/runs/.../final exists.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -33,14 +33,12 @@ class RunFailed(click.ClickException):
     exit_code = 1
 
 
-def _import(src: xc.Source | xc.Recon, select: tuple = ()) -> list[dict]:
+def _import(src: xc.Source) -> list[dict]:
     from manifests.corpus import import_corpus
 
     rows = import_corpus(src.corpus, src.audio_dir)
-    for column, values in select:
-        rows = [r for r in rows if str(r.get(column)) in values]
     if not rows:
-        raise UsageError(f"{src.name}: no corpus rows of {src.corpus} match select {dict(select)}")
+        raise UsageError(f"{src.name}: no corpus rows in {src.corpus}")
     return rows
 
 
@@ -58,19 +56,12 @@ def source_manifest(src: xc.Source, out: Path) -> str:
     return str(dest)
 
 
-def _recon_corpus(r: xc.Recon, out: Path) -> tuple[str, list[str]]:
-    """(corpus argument, extra flags): a selection is written as a CSV of absolute paths with the original utt_ids."""
-    if not r.select:
-        return r.corpus, ["--audio-dir", r.audio_dir] if r.audio_dir else []
-    dest = out / "corpora" / f"{r.name}.csv"
-    rows = _import(r, r.select)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    cols = ["utt_id", "path", "label", "attack", "speaker", "language", "split"]
-    with open(dest, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        w.writerows([[r.get(c) or "" for c in cols] for r in rows])
-    return str(dest), ["--allow-outside-root"]
+def _corpus_flags(r: xc.Recon) -> list[str]:
+    """The `reconstruct run` options that choose a run's corpus clips: --audio-dir, one --select per column."""
+    flags = ["--audio-dir", r.audio_dir] if r.audio_dir else []
+    for column, values in r.select:
+        flags += ["--select", f"{column}={','.join(values)}"]
+    return flags
 
 
 def _model_flags(r: xc.Recon) -> list[str]:
@@ -92,16 +83,18 @@ def reconstruction_manifest(r: xc.Recon, out: Path, ray_address: str | None) -> 
             raise UsageError(f"reconstructions.{r.name}: manifest {r.manifest} does not exist")
         return r.manifest
     dest = Path(r.out) if r.out else out / "recon" / r.name
-    corpus, flags = _recon_corpus(r, out)
-    cmd = [sys.executable, "-m", "reconstruct.cli", "run", "--corpus", corpus, "--out", str(dest), "--seed", str(r.seed), *flags]
+    cmd = [sys.executable, "-m", "reconstruct.cli", "run", "--corpus", r.corpus, "--out", str(dest), "--seed", str(r.seed),
+           *_corpus_flags(r)]
     cmd += _model_flags(r)
     cmd += ["--limit", str(r.limit)] if r.limit is not None else []
     cmd += ["--executor", "ray", "--ray-address", ray_address] if ray_address else ["--executor", "local"]
     click.echo(f"[recon {r.name}] {' '.join(cmd[1:])}", err=True)
     rc = subprocess.run(cmd).returncode
+    if rc == 2:  # its one-line reason is on stderr, above
+        raise UsageError(f"reconstructions.{r.name}: `reconstruct run` refused the run's options (see above)")
     if rc != 0:
         raise RunFailed(f"reconstruction run {r.name!r} exited {rc}; re-run to resume (command above)")
-    return _this_run(r, dest / "manifest", corpus, out)
+    return _this_run(r, dest / "manifest", dest, out)
 
 
 def _variants(r: xc.Recon) -> set[str]:
@@ -115,18 +108,19 @@ def _variants(r: xc.Recon) -> set[str]:
     return {row["variant"] for row in json.loads(proc.stdout)}
 
 
-def _this_run(r: xc.Recon, manifest: Path, corpus: str, out: Path) -> str:
+def _this_run(r: xc.Recon, manifest: Path, run_out: Path, out: Path) -> str:
     """Only this run's reconstructions (of its selected, first-`limit` sources; of its model variants): an
     out folder may hold more from earlier runs, e.g. with a larger `limit`, another model or other parameters.
     Written to OUT/manifests/recon-<name>."""
     import manifests
+    from manifests.corpus import list_corpus
+    from manifests.select import select_rows
 
     table = manifests.read(manifest).to_pylist()
     sources = None
-    if r.select:
-        with open(corpus, newline="", encoding="utf-8") as fh:
-            sources = [row["utt_id"] for row in csv.DictReader(fh)]
-        sources = set(sources[:r.limit] if r.limit is not None else sources)
+    if r.select:  # the clips `reconstruct run --select ... --limit N` took: the same listing, selection and limit
+        listing = select_rows(list_corpus(r.corpus, r.audio_dir, exclude=(str(run_out),)), r.select)
+        sources = set(listing["utt_id"].to_pylist()[:r.limit] if r.limit is not None else listing["utt_id"].to_pylist())
     variants = _variants(r)
     rows = [row for row in table if row["kind"] == "reconstruction" and (sources is None or row["source_id"] in sources)
             and any(row["utt_id"] == f"{row['source_id']}__{v}" for v in variants)]
