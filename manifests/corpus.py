@@ -93,20 +93,61 @@ def _unusable_name(name: str) -> str | None:
     return None
 
 
-def _walk_local(root: str, excluded: tuple[str, ...], skipped: collections.Counter) -> Iterator[dict]:
+_OUTSIDE = "symlink(s) leading outside the corpus folder, not followed (pass --allow-outside-root to follow)"
+_OUTPUT = "hardspoof output folder(s) (holding manifest/) inside the corpus: their files are not read as originals"
+
+
+def holds_manifest(folder: str) -> bool:
+    """Whether a local folder is a hardspoof output: it holds `manifest/` whose first Parquet part carries the
+    schema version key in its metadata (the marker every manifest part has), or a run's plan folder."""
+    from . import tempfiles
+    from .schema import VERSION_KEY
+
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    if any(tempfiles.is_plan_name(n) for n in names):
+        return True
+    if "manifest" not in names or not os.path.isdir(os.path.join(folder, "manifest")):
+        return False
+    try:
+        parts = sorted(f for f in os.listdir(os.path.join(folder, "manifest"))
+                       if f.endswith(".parquet") and not f.startswith("."))
+        meta = pq.read_schema(os.path.join(folder, "manifest", parts[0])).metadata if parts else None
+    except (OSError, pa.ArrowException):
+        return False
+    return bool(meta) and VERSION_KEY in meta
+
+
+def _walk_local(root: str, excluded: tuple[str, ...], skipped: collections.Counter, names: dict,
+                allow_outside_root: bool = False) -> Iterator[dict]:
     """Listing entries (path, size, mtime) of the audio files under a local folder, in sorted order,
-    without following symlinked folders; what cannot be a clip is counted in `skipped`."""
+    without following symlinked folders, symlinks that lead out of the root (unless allowed), or going into
+    another run's output folder; what cannot be a clip is counted in `skipped` and its first paths kept in
+    `names` (reason -> list)."""
+    real_root = storage.real(root)
+
+    def skip(reason: str, path: str, n: int = 1) -> None:
+        skipped[reason] += n
+        names.setdefault(reason, []).append(os.path.relpath(path, root))
+
     for here, dirs, files in os.walk(root):
         dirs.sort()
-        if excluded:
-            keep = [d for d in dirs if not _under(os.path.join(here, d), excluded)]
-            if len(keep) != len(dirs):
-                skipped["output folder(s) inside the corpus (their files are not read as originals)"] += \
-                    len(dirs) - len(keep)
-            dirs[:] = keep
+        keep = []
         for d in dirs:
-            if d.lower().endswith(AUDIO_SUFFIXES) and not d.startswith("."):
-                skipped["folder(s) named like audio files"] += 1
+            path = os.path.join(here, d)
+            if excluded and _under(path, excluded):
+                skip("output folder(s) inside the corpus (their files are not read as originals)", path)
+            elif os.path.islink(path):
+                skip("symlinked folder(s), not followed", path)
+            elif holds_manifest(path):
+                skip(_OUTPUT, path)
+            else:
+                keep.append(d)
+                if d.lower().endswith(AUDIO_SUFFIXES) and not d.startswith("."):
+                    skip("folder(s) named like audio files", path)
+        dirs[:] = keep
         for f in sorted(files):
             if not f.lower().endswith(AUDIO_SUFFIXES) or f.startswith("."):
                 continue
@@ -115,11 +156,15 @@ def _walk_local(root: str, excluded: tuple[str, ...], skipped: collections.Count
             if reason is None:
                 size, mtime, problem = listing.identity(path)
                 if problem is None:
+                    if not allow_outside_root and os.path.islink(path) and \
+                            not storage.is_within(os.path.realpath(path), real_root):
+                        skip(_OUTSIDE, path)
+                        continue
                     yield {"path": path, "file_size": size, "file_mtime_ns": mtime}
                     continue
                 reason = ("named pipe(s), socket(s) or device file(s), not regular files"
                           if "not a regular file" in problem else "broken or looping symlink(s)")
-            skipped[reason] += 1
+            skip(reason, path)
 
 
 def _walk_remote(root: str, skipped: collections.Counter) -> Iterator[dict]:
@@ -137,17 +182,22 @@ def _walk_remote(root: str, skipped: collections.Counter) -> Iterator[dict]:
             skipped["folder(s) named like audio files"] += 1
 
 
-def _folder_entries(root: str, exclude: tuple[str | os.PathLike, ...] = ()) -> Iterator[dict]:
+def _folder_entries(root: str, exclude: tuple[str | os.PathLike, ...] = (),
+                    allow_outside_root: bool = False) -> Iterator[dict]:
     root = storage.normalize(root)
     excluded = tuple(storage.real(storage.normalize(e)) for e in exclude)
     skipped: collections.Counter = collections.Counter()
+    names: dict[str, list[str]] = {}
+    walk = _walk_remote(root, skipped) if storage.is_uri(root) else \
+        _walk_local(root, excluded, skipped, names, allow_outside_root)
     found = 0
-    walk = _walk_remote(root, skipped) if storage.is_uri(root) else _walk_local(root, excluded, skipped)
     for e in walk:
         found += 1
         yield e
     for reason, n in sorted(skipped.items()):
-        log.warning("skipped %d %s under %s", n, reason, root)
+        first = [x.encode("utf-8", "backslashreplace").decode() for x in names.get(reason, [])[:3]]
+        more = f" (and {n - len(first)} more)" if n > len(first) else ""
+        log.warning("skipped %d %s under %s%s", n, reason, root, f": {', '.join(first)}{more}" if first else "")
     if not found:
         raise UsageError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
 
@@ -156,20 +206,27 @@ def _under(path: str, folders: tuple[str, ...]) -> bool:
     return any(storage.is_within(storage.real(path), f) for f in folders)
 
 
-def audio_in_folder(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> list[str]:
+def audio_in_folder(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = (),
+                    allow_outside_root: bool = False) -> list[str]:
     """Every usable audio file under `root`, recursively, sorted, except what is under an `exclude`d
-    folder. Entries that cannot be a clip (names that are not UTF-8, folders named like audio, broken
-    links, named pipes) are skipped and counted in one warning per reason; no audio at all is a UsageError."""
-    return [e["path"] for e in _folder_entries(root, exclude)]
+    folder or another run's output folder. Entries that cannot be a clip (names that are not UTF-8, folders
+    named like audio, broken links, named pipes, symlinks out of the root unless `allow_outside_root`,
+    symlinked folders) are skipped and counted in one warning per reason naming the first; no audio at all is
+    a UsageError."""
+    return [e["path"] for e in _folder_entries(root, exclude, allow_outside_root)]
 
 
-def list_folder(root: str, exclude: tuple[str, ...] = ()) -> pa.Table:
-    """Every audio file under `root` (not under an `exclude`d folder), recursively, as bona fide;
-    utt_id = relative path without suffix."""
+def list_folder(root: str, exclude: tuple[str, ...] = (), allow_outside_root: bool = False) -> pa.Table:
+    """Every audio file under `root` (see `audio_in_folder`), recursively, as bona fide; utt_id = relative path
+    without suffix."""
     base = storage.normalize(root).rstrip("/") + "/"
+    if not storage.is_uri(base) and holds_manifest(base) and \
+            not _under(base, tuple(storage.real(storage.normalize(str(e))) for e in exclude)):
+        raise UsageError(f"{root} is a hardspoof output folder (it holds manifest/), not a corpus of originals; "
+                         f"give its manifest ({storage.join(base, 'manifest')}) where a manifest is asked for")
 
     def entries() -> Iterator[dict]:
-        for e in _folder_entries(root, exclude):
+        for e in _folder_entries(root, exclude, allow_outside_root):
             path = e["path"]  # under root, as the walk found it: the id is what follows (relpath is ~10x slower)
             rel = path[len(base):] if path.startswith(base) else storage.relative(path, root)
             yield {**_entry(posixpath.splitext(rel)[0], path, "bonafide"), **e}
@@ -342,7 +399,7 @@ def list_corpus(corpus: str | os.PathLike, audio_dir: str | os.PathLike | None =
         table = storage.join(path, "protocol.csv")
         if storage.kind(table) == storage.FILE:
             return list_table(table, allow_outside_root)
-        return list_folder(path, tuple(map(str, exclude)))
+        return list_folder(path, tuple(map(str, exclude)), allow_outside_root)
     if storage.suffix(path) in (".csv", ".tsv", ".parquet"):  # ASVspoof 5 protocols are .tsv files
         if storage.suffix(path) != ".parquet" and _is_protocol(path):
             return list_asvspoof(path, storage.normalize(audio_dir) if audio_dir else None)
