@@ -15,6 +15,7 @@ import os
 from typing import Sequence
 
 from . import storage
+from .errors import UsageError, first_line
 
 HEADER = ("# hardspoof scores: score = bona fide logit: higher score = more likely bona fide; decision uses "
           "threshold {thr:.6g}; only this first line is a comment; fields holding a tab, line break, quote or # "
@@ -54,7 +55,16 @@ def write(loc: str | os.PathLike, threshold: float, columns: Sequence[str], rows
 
 
 def read(loc: str | os.PathLike) -> list[dict]:
-    """The rows of a scores file as dicts of strings (column name -> field)."""
-    text = storage.read_bytes(loc).decode("utf-8")
-    body = text.split("\n", 1)[1] if text.startswith("#") else text
-    return list(csv.DictReader(io.StringIO(body, newline=""), delimiter="\t"))
+    """The rows of a scores file as dicts of strings (column name -> field). A file that is not UTF-8 text or
+    not tab-separated fields is a UsageError naming it."""
+    try:
+        text = storage.read_bytes(loc).decode("utf-8")
+        if "\x00" in text:
+            raise ValueError("it holds NUL bytes")
+        body = text.split("\n", 1)[1] if text.startswith("#") else text
+        return list(csv.DictReader(io.StringIO(body, newline=""), delimiter="\t"))
+    except (UnicodeDecodeError, csv.Error, ValueError) as e:
+        if isinstance(e, UsageError):
+            raise
+        raise UsageError(f"{storage.name(loc)} is not a scores file of `detector score` (a UTF-8 text TSV): "
+                         f"{first_line(e)}") from None

@@ -130,6 +130,10 @@ def resolve_models(methods: tuple[str, ...], models: tuple[str, ...], params: di
     names = list(dict.fromkeys(names))
     if checkpoint and len(names) != 1:
         raise UsageError(f"--checkpoint applies to one model, but {len(names)} are selected: {', '.join(names)}")
+    if checkpoint and get(names[0]).weights is None and get(names[0]).bundled is None:
+        raise UsageError(f"--checkpoint {checkpoint}: {names[0]} is weight-free and takes no weights; drop --checkpoint")
+    if checkpoint and not storage.is_uri(checkpoint) and not Path(checkpoint).expanduser().exists():
+        raise UsageError(f"--checkpoint {checkpoint} does not exist")
     fields = {n: {f.name for f in dataclasses.fields(get(n).Params)} for n in names}
     unused = [k for k in [*params, *grid] if not any(k in f for f in fields.values())]
     if unused:

@@ -20,6 +20,9 @@ from .config import RunConfig
 
 def check_options(cfg: RunConfig) -> None:
     """Option values the CLI types cannot check."""
+    for option, value in (("--out", cfg.out), ("--corpus", cfg.corpus)):
+        if not str(value).strip():
+            raise UsageError(f"{option} is empty; give a folder (an empty {option} would mean the current folder)")
     if cfg.batch_size < 1 or cfg.workers < 0 or not 0 <= cfg.gpus_per_worker < math.inf:
         raise UsageError("--batch-size must be >= 1, --workers and --gpus-per-worker >= 0")
     if cfg.limit is not None and cfg.limit < 1:

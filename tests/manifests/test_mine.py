@@ -132,3 +132,13 @@ def test_detector_score_names_its_weights_and_mining_stores_them(tmp_path):
     kept = [x for x in manifests.read(tmp_path / "h.parquet").to_pylist() if x["kind"] == "reconstruction"]
     by_id = {row["id"]: float(row["score"]) for row in scores_tsv.read(s)}
     assert kept and all(x["scored_by_sha256"] == sha and abs(x["hardness"] - by_id[x["utt_id"]]) < 1e-5 for x in kept)
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 8, b"id\tscore\nx\t1\x00\n"])
+def test_scores_that_are_not_text_are_one_line_exit_2(tmp_path, content):
+    """A binary file given as --scores: one line naming it, not a UnicodeDecodeError traceback (issue 29.10)."""
+    cands, _ = candidates(tmp_path)
+    (tmp_path / "s.tsv").write_bytes(content)
+    r = mine("--manifest", cands, "--scores", tmp_path / "s.tsv", "--keep", "0.5", "--out", tmp_path / "h.parquet")
+    assert r.exit_code == 2 and "s.tsv is not a scores file" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output

@@ -227,3 +227,30 @@ def test_file_names_of_252_to_255_bytes_get_a_short_deterministic_output_name(tm
     assert len(out_names) == 5 and max(len(n.encode()) for n in out_names) == 255
     r = invoke("run", *OPUS, "--corpus", corpus, "--out", tmp_path / "o")  # the same names again: all skipped
     assert r.exit_code == 0 and " 5        5      0       0 " in r.output, r.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--out", ""], "--out is empty"),
+    (["--corpus", ""], "--corpus is empty"),
+    (["--checkpoint", "/nonexistent"], "opus is weight-free and takes no weights"),
+    (["--model", "encodec-24khz", "--checkpoint", "/nonexistent"], "--checkpoint /nonexistent does not exist"),
+])
+def test_empty_paths_and_a_checkpoint_no_model_takes_are_one_line_exit_2(tmp_path, monkeypatch, args, needle):
+    """issue 29.10: `--out ''` wrote into the current folder; --checkpoint was ignored by weight-free models."""
+    corpus = small_folder(tmp_path / "c", 1)
+    monkeypatch.chdir(tmp_path)
+    given = {"--corpus": str(corpus), "--out": str(tmp_path / "o"), "--model": "opus"}
+    for k, v in zip(args[::2], args[1::2]):
+        given[k] = v
+    r = invoke("run", "--executor", "local", *[x for kv in given.items() for x in kv])
+    one_line_exit_2(r, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # nothing written, here or in o
+
+
+def test_garbage_named_mp3_says_what_it_is_not_possibly_a_pipe(tmp_path):
+    from manifests.audio import AudioError, load_audio
+
+    (tmp_path / "g.mp3").write_bytes(bytes(range(256)) * 12)
+    with pytest.raises(AudioError) as caught:
+        load_audio(tmp_path / "g.mp3")
+    assert "possibly a pipe" not in str(caught.value) and "not in an audio format" in str(caught.value)
