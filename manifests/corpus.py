@@ -98,23 +98,21 @@ _OUTPUT = "hardspoof output folder(s) (holding manifest/) inside the corpus: the
 
 
 def holds_manifest(folder: str) -> bool:
-    """Whether a local folder is a hardspoof output: it holds `manifest/` whose first Parquet part carries the
-    schema version key in its metadata (the marker every manifest part has), or a run's plan folder."""
-    from . import tempfiles
+    """Whether a local folder is a hardspoof output: it holds `manifest/` with the marker `reconstruct run` writes
+    there when it starts (see `io.MARKER`), or whose first Parquet part carries the schema version key (outputs
+    made before the marker). One stat for a folder that holds no `manifest/`: the corpus walk asks every folder."""
+    from .io import MARKER
     from .schema import VERSION_KEY
 
-    try:
-        names = os.listdir(folder)
-    except OSError:
+    manifest = os.path.join(folder, "manifest")
+    if not os.path.isdir(manifest):
         return False
-    if any(tempfiles.is_plan_name(n) for n in names):
+    if os.path.exists(os.path.join(manifest, MARKER)):
         return True
-    if "manifest" not in names or not os.path.isdir(os.path.join(folder, "manifest")):
-        return False
     try:
-        parts = sorted(f for f in os.listdir(os.path.join(folder, "manifest"))
-                       if f.endswith(".parquet") and not f.startswith("."))
-        meta = pq.read_schema(os.path.join(folder, "manifest", parts[0])).metadata if parts else None
+        with os.scandir(manifest) as it:
+            part = next((e.path for e in it if e.name.endswith(".parquet") and not e.name.startswith(".")), None)
+        meta = pq.read_schema(part).metadata if part else None
     except (OSError, pa.ArrowException):
         return False
     return bool(meta) and VERSION_KEY in meta

@@ -242,6 +242,14 @@ def write_chunks(chunks: Iterable[list[dict]], dest: Location) -> tuple[int, int
     return counts[0], counts[1]
 
 
+MARKER = ".hardspoof-manifest"  # an empty file in OUT/manifest/: this folder is a run's output (see corpus.holds_manifest)
+
+
+def mark(folder: Location) -> None:
+    """Create the folder manifest `folder` with its MARKER (a dot-file: readers of the parts never see it)."""
+    storage.write_atomic(storage.join(storage.normalize(folder), MARKER), lambda fh: fh.write(b""))
+
+
 def write_part(rows: Iterable[dict], folder: Location, name: str) -> str:
     """Write rows as a part `name`.parquet of the folder manifest `folder`."""
     return write(to_table(rows, folder), storage.join(storage.normalize(folder), f"{name}.parquet"))

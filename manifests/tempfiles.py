@@ -75,11 +75,6 @@ def is_stale(path: Path, now: float | None = None, stale_after_s: float = STALE_
     return _dead(m, path, now, stale_after_s)
 
 
-def is_plan_name(name: str) -> bool:
-    """Whether a folder name is a run's plan folder (`.plan-HOST-PID-RUN`, or the older `.plan-RUN`)."""
-    return _PLAN.match(name) is not None
-
-
 def is_stale_plan(path: Path, now: float | None = None, stale_after_s: float = PLAN_STALE_AFTER_S) -> bool:
     """True for a run's plan folder whose run is gone (see `_dead`; another host's after `stale_after_s`)."""
     m = _PLAN.match(path.name)

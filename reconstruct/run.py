@@ -212,6 +212,7 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     plan_dir = None if cfg.dry_run else storage.join(out, f".plan-{tempfiles.owner()}-{run_id}")  # see tempfiles.sweep
     if not cfg.dry_run:
         storage.check_writable(out)
+        manifests.io.mark(manifest_dir)  # before any audio is written: a later folder corpus around OUT leaves it out
         if not storage.is_uri(out):
             tempfiles.sweep(out)  # temp files a killed run left (object stores never hold partial objects)
     try:

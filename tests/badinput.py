@@ -52,6 +52,21 @@ def _symlink_loop(path: Path) -> None:
     other.symlink_to(path)
 
 
+def _symlink_out(path: Path) -> None:
+    """`path` -> a good clip beside the corpus folder (outside it)."""
+    target = path.parent.parent / "outside-the-corpus.wav"
+    sf.write(target, speechlike(0.5), 16000)
+    path.symlink_to(target)
+
+
+def _symlinked_folder(path: Path) -> None:
+    """`path` -> a folder of one good clip beside the corpus folder."""
+    target = path.parent.parent / "folder-outside"
+    target.mkdir(exist_ok=True)
+    sf.write(target / "x.wav", speechlike(0.5), 16000)
+    path.symlink_to(target)
+
+
 # name, file name, how to make it, what `reconstruct run` gives, what `detector score` gives
 CASES: list[tuple[str, str, Callable[[Path], None], str, str]] = [
     ("truncated WAV header", "trunc-header.wav", _bytes(_wav_header(8000)[:20]), "failed: cannot decode", "error: cannot decode"),
@@ -78,6 +93,14 @@ CASES: list[tuple[str, str, Callable[[Path], None], str, str]] = [
      "failed: sample rate of 1 Hz", "error: sample rate of 1 Hz"),
     ("named pipe (FIFO)", "fifo.wav", lambda p: os.mkfifo(p), "skipped: named pipe(s)", "skipped: named pipe(s)"),
     ("254-byte file name", "n" * 250 + ".wav", _write("PCM_16"), "ok", "score"),
+    ("255-byte file name (its `.flac` output would be 256: shortened, with a hash)", "m" * 251 + ".wav",
+     _write("PCM_16"), "ok", "score"),
+    ("garbage bytes named `.mp3`", "garbage.mp3", _bytes(bytes(range(256)) * 12),
+     "failed: not in an audio format", "error: not in an audio format"),
+    ("symlink to a file outside the corpus folder", "outside.wav", _symlink_out,
+     "skipped: symlink(s) leading outside the corpus folder", "skipped: symlink(s) leading outside the corpus folder"),
+    ("symlinked folder", "linked-folder", _symlinked_folder, "skipped: symlinked folder(s), not followed",
+     "skipped: symlinked folder(s), not followed"),
     ("tab, newline, quote, leading # in a file name", '#tab\tnew\nline"q.wav', _write("PCM_16"), "ok", "score"),
 ]
 
@@ -105,6 +128,13 @@ USAGE_CASES = [
     ("corpus utt_id that ends like a reconstruction's (`y__vorbis`)", "exit 2 before any work: names the utt_id"),
     ("`--out` inside a folder `--corpus`", "its files are left out of the import (counted on stderr), never "
      "read as originals"),
+    ("a folder `--corpus` holding another run's output (`--corpus c --out c/out2` after `--out c/out`)",
+     "every folder holding a hardspoof manifest is left out (counted and named on stderr); such a folder given "
+     "as `--corpus` itself: exit 2 naming its manifest"),
+    ("originals that cannot be decoded", "each counts as a `failed` reconstruction of each model (todo = skipped + "
+     "ok + failed), in `--max-failure-rate` too; a run that tried clips and made none: exit 1"),
+    ("disk full during a run", "exit 2, one line (\"disk full ... re-run the same command\"), no traceback and no "
+     "`failed` row; the rerun redoes what was not written"),
     ("header declaring more than `--max-duration` seconds (default 14400, 4 h)", "a `failed` row, not decoded",
      "a row with no score, not decoded"),
     ("2-hour clip", "a reconstruction, streamed in bounded memory", "a score, streamed in bounded memory"),
@@ -116,7 +146,10 @@ USAGE_CASES = [
     ("manifest of a newer major schema version, a wrong type, a missing column", "exit 2: names each problem"),
     ("`--device bogus`, `--limit 0`, `--max-failure-rate 2`, an unwritable `--out`, `manifests import --out x.csv`",
      "exit 2, one line, before any work", "exit 2, one line, before any work (`--batch-size 0`, `--out /proc/x.tsv`)"),
-    ("temp files left by a run killed with `kill -9`", "removed when the run is started again"),
+    ("temp files, the `.plan-*` folder and the write probe left by a run killed with `kill -9`",
+     "removed when the run is started again (a live run's are kept)"),
+    ("`--out ''`, `--corpus ''`, `--checkpoint` for a weight-free model or a path that does not exist; "
+     "`manifests mine --scores` a binary file", "exit 2, one line, before any work"),
     ("torch checkpoint that would run code when unpickled", "refused: weights_only loading"),
     ("`detector train` on manifests (or parts) that list one utt_id under another label, kind or source_id",
      "-", "exit 2, one line: the count and the first utt_id (identical rows are merged, and counted)"),

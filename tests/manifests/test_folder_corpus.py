@@ -75,3 +75,12 @@ def test_reconstruct_run_never_opens_a_symlinked_file_out_of_the_root(tmp_path, 
     assert r.exit_code == 0, r.output
     assert [x["utt_id"] for x in manifests.read(tmp_path / "o" / "manifest").to_pylist()] == ["a", "a__opus"]
     assert "passwd.wav" in r.output
+
+
+def test_an_output_killed_before_its_first_part_is_known_by_its_marker(tmp_path):
+    """`reconstruct run` marks OUT/manifest/ before any audio is written, so audio of a run killed before its
+    first manifest part is not read as originals either."""
+    corpus = _clips(tmp_path / "c", "a.wav")
+    _clips(corpus / "out" / "audio" / "opus", "a.flac")
+    manifests.io.mark(corpus / "out" / "manifest")
+    assert list_corpus(corpus)["utt_id"].to_pylist() == ["a"]
