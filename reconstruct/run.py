@@ -212,9 +212,9 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
     plan_dir = None if cfg.dry_run else storage.join(out, f".plan-{tempfiles.owner()}-{run_id}")  # see tempfiles.sweep
     if not cfg.dry_run:
         storage.check_writable(out)
-        manifests.io.mark(manifest_dir)  # before any audio is written: a later folder corpus around OUT leaves it out
         if not storage.is_uri(out):
             tempfiles.sweep(out)  # temp files a killed run left (object stores never hold partial objects)
+            manifests.io.mark(manifest_dir)  # before any audio: a later folder corpus around OUT leaves it out
     try:
         # plan files of up to 16 batches, but at least ~64 of them, so that every actor gets work on a small corpus
         block = max(cfg.batch_size, min(cfg.batch_size * 16, -(-table.num_rows // 64)))
