@@ -30,7 +30,9 @@ _OPTIONS = {
     "batch_size": ("data", "batch_size"), "recon_share": ("data", "recon_share"),
     "select_on": ("train", "select_on"), "dev_fraction": ("data", "dev_fraction"), "augment": ("data", "augment"),
     "noise_dir": ("data", "noise_dir"), "rir_dir": ("data", "rir_dir"), "rawboost": ("data", "rawboost"),
-    "num_workers": ("data", "num_workers"),
+    "num_workers": ("data", "num_workers"), "init": ("train", "init"), "train_last": ("train", "train_last"),
+    "pretrained_lr_scale": ("train", "pretrained_lr_scale"), "cache_frontend": ("train", "cache_frontend"),
+    "random_crop": ("data", "random_crop"), "frontend_cache_dir": ("train", "frontend_cache_dir"),
 }
 
 
@@ -46,6 +48,11 @@ def build_config(config_file: str | None, bonafide_methods: str | None, holdout_
         cfg = cfg.replace("data", bonafide_methods=tuple(m for m in bonafide_methods.split(",") if m))
     if holdout_attacks is not None:
         cfg = cfg.replace("data", holdout_attacks=tuple(a for a in holdout_attacks.split(",") if a))
+    if cfg.train.init:  # the start's architecture; an explicit option that contradicts it is an error
+        from .training.init import init_config
+
+        given = {_OPTIONS[n][1] for n, v in opts.items() if v is not None and _OPTIONS[n][0] == "model"}
+        cfg = init_config(cfg, given)
     return cfg
 
 
@@ -59,12 +66,14 @@ def main() -> None:
               help="Training manifest, local or an s3:// / gs:// URI (repeatable).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint in OUT/final).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="YAML with data/model/train sections.")
-@click.option("--frontend", help="xlsr | tiny | hf:<hub-id-or-folder>  [xlsr]")
+@click.option("--frontend", help="xlsr | hf:<hub-id-or-folder> (pretrained SSL encoders: local weights or a download) | "
+              "ge2e | lfcc | rawnetlite | sinc | sinc-l | tiny (CPU front-ends, no download)  [xlsr]")
 @click.option("--aggregation", type=click.Choice(["attn", "weighted", "last"]), help="Layer aggregation [attn].")
 @click.option("--backend", type=click.Choice(["aasist", "linear"]), help="Back-end [aasist].")
 @click.option("--aasist-size", type=click.Choice(["auto", "small", "full"]),
               help="AASIST size: full = the paper's SSL-AASIST, small = CPU-sized [auto: full for xlsr/hf:, else small].")
-@click.option("--finetune/--freeze", default=None, help="Train the pretrained front-end too [freeze].")
+@click.option("--finetune/--freeze", default=None,
+              help="Train the pretrained front-end too [freeze; with --init: finetune, --freeze fixes the encoder].")
 @click.option("--tiny-hidden", type=int, help="tiny front-end hidden size [32].")
 @click.option("--tiny-layers", type=int, help="tiny front-end layers [2].")
 @click.option("--loss", type=click.Choice(["racl", "ce"]), help="RACL or plain cross-entropy [racl].")
@@ -95,6 +104,18 @@ def main() -> None:
 @click.option("--rir-dir", type=click.Path(exists=True), help="Room impulse response folder [synthetic].")
 @click.option("--rawboost/--no-rawboost", default=None, help="RawBoost augmentation [off].")
 @click.option("--num-workers", type=int, help="DataLoader workers [0].")
+@click.option("--init", help="Start from pretrained:NAME (`detector models list`) or a finished run/checkpoint; "
+              "its architecture is used (contradicting --frontend/--backend/... is an error).")
+@click.option("--train-last", type=int, help="Train only the last N blocks (the head counts as one) [all].")
+@click.option("--pretrained-lr-scale", type=FiniteRange(0, 100),
+              help="Learning rate of the weights from --init, as a multiple of --lr [1.0].")
+@click.option("--cache-frontend/--no-cache-frontend", default=None,
+              help="With --init and --freeze: encode each distinct crop once (use with --fixed-crop, "
+                   "--no-augment) [off].")
+@click.option("--frontend-cache-dir", type=click.Path(file_okay=False),
+              help="With a frozen encoder: also keep its outputs on disk here, shared between runs [memory only].")
+@click.option("--random-crop/--fixed-crop", "random_crop", default=None,
+              help="Train on the first --crop samples of each clip, as published models are scored [random].")
 @click.option("--fresh", is_flag=True, help="Ignore OUT/last and start over.")
 @click.option("--allow-remote-paths", is_flag=True,
               help="Read rows of a local manifest whose path is remote (s3://, gs://, http://); skipped otherwise.")

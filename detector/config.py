@@ -35,16 +35,20 @@ class DataConfig:
     aug_prob: float = 0.5                 # probability of each augmentation per clip
     rawboost: bool = False                # RawBoost (LnL + ISD + SSI) on training crops
     num_workers: int = 0                  # DataLoader worker processes
+    random_crop: bool = True              # a random window of a long training clip each epoch | its first `crop`
+                                          # samples, as published countermeasures are scored (fixed inputs)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    frontend: str = "xlsr"                # xlsr | tiny | hf:<hub-id-or-folder>
+    frontend: str = "xlsr"                # xlsr | hf:<hub-id-or-folder> | ge2e | lfcc | rawnetlite | sinc | sinc-l | tiny
     aggregation: str = "attn"             # attn | weighted | last
     backend: str = "aasist"               # aasist | linear | lcnn-lstm (LFCC-LCNN-LSTM) | rawnetlite (its BiGRU)
+                                          # | rawgat-st (RawGAT-ST's graphs, on --frontend rawgat-st)
     aasist_size: str = "auto"             # full (the paper's SSL-AASIST) | small (CPU) | auto: full for xlsr/hf:, else small
                                           # original | original-l: the raw-waveform AASIST / AASIST-L graph (sinc maps)
-    finetune: bool = False                # train the pretrained front-end too (tiny is always trained)
+    finetune: bool | None = None          # train the front-end too; unset: a pretrained SSL front-end stays frozen
+                                          # (tiny is always trained), a model started with --init trains whole
     tiny_hidden: int = 32                 # tiny front-end: hidden size
     tiny_layers: int = 2                  # tiny front-end: transformer layers
     proj_dim: int = 128                   # back-end input projection of the SSL features
@@ -69,6 +73,11 @@ class TrainConfig:
     select_on: str = "loss"               # epoch selection and early stopping: lowest validation loss | eer
     max_steps: int | None = None          # stop each epoch after this many steps (smoke tests)
     seed: int = 688                       # global RNG seed
+    init: str | None = None               # start from pretrained:NAME (a published countermeasure) or a checkpoint
+    train_last: int | None = None         # train only the last N blocks of the model (the head counts as one)
+    pretrained_lr_scale: float = 1.0      # learning rate of the weights that came from `init`: lr * this
+    cache_frontend: bool = False          # memoise a frozen front-end's outputs per input (fixed crops, no augment)
+    frontend_cache_dir: str | None = None # also keep them on disk here, shared by runs with the same frozen encoder
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,8 @@ RULES: dict[str, Any] = {
     "margin": (float, 1e-6, 2.0), "lr": (float, 1e-12, 10.0), "lr_halve_every": (int, 1, 100000),
     "weight_decay": (float, 0.0, 10.0), "epochs": (int, 1, 100000), "patience": (int, 0, 100000),
     "average_last": (int, 1, 1000), "max_steps": (int, 1, 10**9), "seed": (int, 0, SEED_MAX),
-    "pad": ("repeat", "none"), "aggregation": ("attn", "weighted", "last"), "backend": ("aasist", "linear", "lcnn-lstm", "rawnetlite"),
+    "train_last": (int, 1, 100000), "pretrained_lr_scale": (float, 0.0, 100.0),
+    "pad": ("repeat", "none"), "aggregation": ("attn", "weighted", "last"), "backend": ("aasist", "linear", "lcnn-lstm", "rawnetlite", "rawgat-st"),
     "aasist_size": ("auto", "small", "full", "original", "original-l"), "loss": ("racl", "ce"), "select_on": ("loss", "eer"),
 }
 

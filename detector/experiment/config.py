@@ -73,6 +73,7 @@ class Variant:
     run: RunConfig                        # defaults < the variant's data/model/train sections (seed set per run)
     seeds: tuple[int, ...] | None = None  # this variant's seeds, when not the study's (e.g. fewer for a slow one)
     mine: Mining | None = None            # mining rounds (see Mining)
+    zero_shot: str | None = None          # evaluate this checkpoint (e.g. pretrained:aasist) as it is: no training
 
     @property
     def slug(self) -> str:
@@ -211,7 +212,12 @@ def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
 
 
 def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) -> Variant:
-    d = _keys(d if d is not None else {}, where, {"reconstructions", "seeds", "mine", *SECTIONS})
+    d = _keys(d if d is not None else {}, where, {"reconstructions", "seeds", "mine", "zero_shot", *SECTIONS})
+    zero_shot = d.get("zero_shot")
+    if zero_shot is not None and (not isinstance(zero_shot, str) or not zero_shot.startswith("pretrained:")):
+        raise UsageError(f"{where}.zero_shot: expected pretrained:NAME (`detector models list`), got {zero_shot!r}")
+    if zero_shot is not None and (d.get("reconstructions") or d.get("mine") is not None):
+        raise UsageError(f"{where}: a zero_shot variant trains nothing, so it takes no reconstructions or mining")
     used = d.get("reconstructions") or []
     if not isinstance(used, list):
         raise UsageError(f"{where}.reconstructions: expected a list of names, got {used!r}")
@@ -223,7 +229,7 @@ def _variant(name: str, d: Any, defaults: dict, recons: set[str], where: str) ->
     except (UsageError, TypeError) as e:
         raise UsageError(f"{where}: {first_line(e)}") from None
     return Variant(name, tuple(used), run, _seeds(d["seeds"], f"{where}.seeds") if "seeds" in d else None,
-                   _mining(d["mine"], recons, f"{where}.mine") if d.get("mine") is not None else None)
+                   _mining(d["mine"], recons, f"{where}.mine") if d.get("mine") is not None else None, zero_shot)
 
 
 def _mining(d: Any, recons: set[str], where: str) -> Mining:

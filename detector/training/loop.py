@@ -27,6 +27,7 @@ from . import distributed as ddp
 from .augment import Augmenter
 from ..config import RunConfig, TrainConfig
 from .data import BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, hold_out, load_clips, manifest_hash
+from .init import choose_trainable, init_config, load_start, param_groups
 from .losses import cross_entropy, enhancement_mask, racl
 from ..scoring.metrics import eer
 from ..model.detector import Detector
@@ -91,9 +92,10 @@ def split_clips(paths: Sequence[str], cfg: RunConfig, allow_remote_paths: bool =
     return train, dev, sum(1 for c in clips if c.split is None)
 
 
-def _optimizer(model: torch.nn.Module, tcfg: TrainConfig):
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+def _optimizer(model: torch.nn.Module, tcfg: TrainConfig, started: set[str] = frozenset()):
+    """Adam over the trainable parameters (those from --init at lr * pretrained_lr_scale) and the lr schedule."""
+    groups = param_groups(model, set(started), tcfg.lr, tcfg.pretrained_lr_scale)
+    opt = torch.optim.Adam(groups, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(tcfg.lr_halve_every, 1), gamma=0.5)
     return opt, sched
 
@@ -318,6 +320,7 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         if folder and storage.kind(folder) != storage.DIR:
             raise UsageError(f"{option} {folder} is {'not there' if storage.kind(folder) is None else 'a file'}; "
                              "give a folder of audio files (searched recursively)")
+    cfg = init_config(cfg)
     seed_everything(cfg.train.seed)
     train_clips, dev, unused = split_clips(manifest_paths, cfg, allow_remote_paths)
     if cfg.train.loss not in ("racl", "ce"):
@@ -329,14 +332,18 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     if rank == 0:
         print(sampler.summary() + (f"; {unused} reconstruction(s) with neither their original nor a split in the "
                                    "manifests are not used" if unused else ""), file=sys.stderr)
-    model = Detector(cfg.model).to(ddp.device())
-    opt, sched = _optimizer(model, cfg.train)
+    model = Detector(cfg.model)
+    started = load_start(model, cfg.train.init) if cfg.train.init else set()
+    choose_trainable(model, cfg)
+    model = model.to(ddp.device())
+    opt, sched = _optimizer(model, cfg.train, started)
     hashes = {p: manifest_hash(p) for p in manifest_paths}
     state = _resume(out, model, opt, sched, cfg, list(hashes.values())) if resume else State()
-    net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.model.finetune)
+    net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=bool(cfg.model.finetune))
            if ddp.is_distributed() else model)
     aug = Augmenter(d.sample_rate, d.noise_dir, d.rir_dir, d.snr_db, d.aug_prob, d.rawboost) if d.augment or d.rawboost else None
-    dataset = ClipDataset(train_clips, d.crop, d.sample_rate, train=True, augment=aug, seed=cfg.train.seed)
+    dataset = ClipDataset(train_clips, d.crop, d.sample_rate, train=True, augment=aug, seed=cfg.train.seed,
+                          random_crop=d.random_crop)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers)
     epochs_dir = out / "epochs"
     if rank == 0:
@@ -384,7 +391,8 @@ def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, hashe
             "best_epoch": state.best_epoch, "selected_on": cfg.train.select_on, "averaged_epochs": epochs,
             "layer_weights": [float(w) for w in val["weights"]], "failed_clips": state.failed,
             "manifests": {storage.normalize(p): h for p, h in hashes.items()},
-            "score": "bona fide logit: higher = more likely bona fide"}
+            "score": "bona fide logit: higher = more likely bona fide",
+            **({"init": cfg.train.init, "init_sha256": checkpoint.weights_sha256(cfg.train.init)} if cfg.train.init else {})}
     if rank == 0:
         checkpoint.save(out / "final", model, cfg, meta)
     return {"out": str(out / "final"), "best_epoch": state.best_epoch, "averaged_epochs": epochs,

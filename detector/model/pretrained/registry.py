@@ -52,6 +52,8 @@ class Entry:
 
 
 _AASIST_INPUT = "raw 16 kHz waveform, first 64,600 samples (4.04 s), repeated when shorter; no normalisation"
+_RAWNETLITE_INPUT = ("raw 16 kHz mono: the whole clip (windows of up to 60 s, never padded) goes in; the model "
+                     "divides it by its peak and keeps the first 3 s (48,000 samples, zero-padded when shorter)")
 ENTRIES = {e.name: e for e in [
     Entry("aasist", "aasist", "AASIST.pth", "51d2d9cf0738172f61e2a384ec50a54a55363240f67c971ed55a92435bc1a1c0",
           "clovaai/aasist@a04c986 models/weights/AASIST.pth", "MIT (NAVER Corp.)", "ASVspoof 2019 LA train",
@@ -78,14 +80,12 @@ ENTRIES = {e.name: e for e in [
     Entry("rawnetlite", "rawnetlite", "triple_cross_domain_focal_rawnet_lite.pt",
           "6154d91f34f0a49d58e30bac602915f6b6853419419804be63b5274603891a9b",
           "adipiz99/RawNetLite@fcb0fe8 models/triple_cross_domain_focal_rawnet_lite.pt", "MIT",
-          "FakeOrReal + ASVspoof 2021 + CodecFake", 48000, REPEAT,
-          "raw 16 kHz mono, 3 s (48,000 samples), peak-normalised inside the model",
+          "FakeOrReal + ASVspoof 2021 + CodecFake", 16000 * 60, NO_PAD, _RAWNETLITE_INPUT,
           "0.25 % EER in-domain (FakeOrReal), 16.4 % out of domain (RawNetLite paper)"),
     Entry("rawnetlite-cross-domain", "rawnetlite", "cross_domain_focal_rawnet_lite.pt",
           "a28249d1b1b38ff6e91af914656adbd84e2b571696789fb418df9f31004e13f7",
           "adipiz99/RawNetLite@fcb0fe8 models/cross_domain_focal_rawnet_lite.pt", "MIT",
-          "FakeOrReal + ASVspoof 2021", 48000, REPEAT,
-          "raw 16 kHz mono, 3 s (48,000 samples), peak-normalised inside the model",
+          "FakeOrReal + ASVspoof 2021", 16000 * 60, NO_PAD, _RAWNETLITE_INPUT,
           "see the RawNetLite paper (cross-domain model)"),
 ]}
 
