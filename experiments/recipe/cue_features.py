@@ -2,8 +2,7 @@
 
 Pure functions of a clip (no I/O). Every feature is a float; units are in the name:
 silence (`quiet_pct`, `lead_s`, `trail_s`, `floor10_dbfs`, `zero_pct`), bandwidth (`hf6_db`, `rolloff99_hz`),
-level (`rms_dbfs`,
-`peak_dbfs`, `dc_dbfs`), codec history (`band7k_db`, `edge50_hz`, `holes_pct`) and `duration_s`.
+level (`rms_dbfs`, `peak_dbfs`, `dc_dbfs`), codec history (`band7k_db`, `edge50_hz`, `holes_pct`) and `duration_s`.
 """
 from __future__ import annotations
 
