@@ -215,8 +215,9 @@ class ClipDataset(Dataset):
     (collate pads it with a readable row and the loss masks it out)."""
 
     def __init__(self, clips: Sequence[Clip], crop: int, sample_rate: int = 16000, train: bool = False,
-                 augment=None, seed: int = 0):
+                 augment=None, seed: int = 0, random_crop: bool = True):
         self.clips, self.crop, self.sr, self.train, self.augment, self.seed = list(clips), crop, sample_rate, train, augment, seed
+        self.random_crop = random_crop  # False: every epoch the first `crop` samples (fixed inputs)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -232,7 +233,7 @@ class ClipDataset(Dataset):
         rng = view_rng(self.seed, self.epoch, clip.source_id, view)
         # a fraction of the free range, not a sample count, so equal-length clips get equal windows
         u = rng.random()
-        offset = int(u * (wav.shape[0] - self.crop + 1)) if self.train and wav.shape[0] > self.crop else 0
+        offset = int(u * (wav.shape[0] - self.crop + 1)) if self.train and self.random_crop and wav.shape[0] > self.crop else 0
         wav = fix_length(wav, self.crop, offset)
         if self.augment is not None:
             wav = self.augment(wav, rng)
