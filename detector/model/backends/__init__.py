@@ -31,8 +31,9 @@ def aasist_size(cfg) -> str:
 
 
 def build_backend(name: str, dim: int, cfg, map_channels: int | None = None) -> nn.Module:
-    """`aasist` | `linear` | `lcnn-lstm` (lcnn.py) | `rawnetlite` (rawnetlite.py), sized from the ModelConfig `cfg`;
-    `map_channels`: the front-end already made an encoded spectro-temporal map (see aasist.py beside this file)."""
+    """`aasist` | `linear` | `lcnn-lstm` (lcnn.py) | `rawnetlite` (rawnetlite.py) | `rawgat-st` (rawgat.py), sized
+    from the ModelConfig `cfg`; `map_channels`: the front-end already made an encoded spectro-temporal map (see
+    aasist.py beside this file)."""
     if name == "linear":
         return LinearBackend(dim, embed_dim=cfg.embed_dim, dropout=cfg.dropout)
     if name == "aasist":
@@ -48,4 +49,8 @@ def build_backend(name: str, dim: int, cfg, map_channels: int | None = None) -> 
         from .rawnetlite import RawNetLiteGRU
 
         return RawNetLiteGRU(dim, embed_dim=cfg.embed_dim)
-    raise UsageError(f"unknown back-end {name!r}; allowed: aasist, linear, lcnn-lstm, rawnetlite")
+    if name == "rawgat-st":
+        from .rawgat import RawGATST
+
+        return RawGATST(dim, map_channels)
+    raise UsageError(f"unknown back-end {name!r}; allowed: aasist, linear, lcnn-lstm, rawnetlite, rawgat-st")

@@ -11,6 +11,7 @@ loaded from a source, so a checkpoint need not copy them while they stay frozen)
 `rawnetlite` RawNetLite's peak normalisation, 3 s cut and conv stack, trained (rawnetlite.py);
 `sinc`  the sinc filterbank + residual encoder of the original AASIST, trained from scratch (sinc.py);
 `sinc-l` the same at AASIST-L's width (24 channels instead of 64);
+`rawgat-st` the sinc layer + the two residual encoders of RawGAT-ST (rawgat.py);
 `tiny`  a small randomly initialised Wav2Vec2Model, trained from scratch (tests, benchmarks).
 Weights resolve as: a local folder > the model store HARDSPOOF_MODELS/<name> > the hub when online.
 Remote code is never trusted.
@@ -26,7 +27,7 @@ from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir
 
 XLSR_ID = "facebook/wav2vec2-xls-r-300m"
-CPU_FRONTENDS = ("ge2e", "lfcc", "rawnetlite", "sinc", "sinc-l", "tiny")
+CPU_FRONTENDS = ("ge2e", "lfcc", "rawgat-st", "rawnetlite", "sinc", "sinc-l", "tiny")
 
 
 def resolve_weights(source: str) -> str:
@@ -89,8 +90,8 @@ class SSLFrontend(nn.Module):
 
 
 def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tiny_layers: int = 2) -> nn.Module:
-    """`xlsr` | `hf:<id-or-folder>` (a bare folder path works too) | `ge2e` | `lfcc` | `rawnetlite` | `sinc` | `sinc-l` |
-    `tiny` -> a front-end."""
+    """`xlsr` | `hf:<id-or-folder>` (a bare folder path works too) | `ge2e` | `lfcc` | `rawgat-st` | `rawnetlite` |
+    `sinc` | `sinc-l` | `tiny` -> a front-end."""
     if spec == "tiny":
         from transformers import Wav2Vec2Model
 
@@ -108,6 +109,10 @@ def build_frontend(spec: str, finetune: bool = False, tiny_hidden: int = 32, tin
         from .rawnetlite import RawNetLiteFrontend
 
         return RawNetLiteFrontend()
+    if spec == "rawgat-st":
+        from .rawgat import RawGATFrontend
+
+        return RawGATFrontend()
     if spec in ("sinc", "sinc-l"):
         from .sinc import SincFrontend
 

@@ -1,19 +1,22 @@
 """The raw-waveform AASIST family, loaded from its authors' state dicts into hardspoof's own modules.
 
 `VARIANTS[name]` holds the ModelConfig fields that build the architecture (`Detector(ModelConfig(**fields))`):
-the sinc front-end (frontends/sinc.py: sinc layer, first max-pool + BN + SELU, residual encoder), the
-`last` aggregation (the front-end has one layer) and the original AASIST graph part
+for AASIST the sinc front-end (frontends/sinc.py: sinc layer, first max-pool + BN + SELU, residual encoder),
+the `last` aggregation (the front-end has one layer) and the original AASIST graph part
 (backends/aasist_original.py). `convert(name, state)` maps the authors' state dict to that Detector's keys.
 
 - `aasist`: clovaai/aasist `models/weights/AASIST.pth` (config/AASIST.conf), trained on ASVspoof 2019 LA.
 - `aasist-l`: the same repository's `AASIST-L.pth` (config/AASIST-L.conf), the 85K-parameter light model.
 - `aasist-asvspoof5`: asvspoof-challenge/asvspoof5 `Baseline-AASIST/models/weights/AASIST/best.pth`
   (AASIST_ASVspoof5.conf: the AASIST architecture, model code identical to clovaai's), trained on ASVspoof 5.
+- `rawgat-st`: eurecom-asp/RawGAT-ST-antispoofing `Pre_trained_models/RawGAT_ST_mul/Best_epoch.pth`
+  (model.py, model_config_RawGAT_ST.yaml): the same sinc layer, two encoders (frontends/rawgat.py) and
+  spectral, temporal and fused graphs (backends/rawgat.py); its output layer is `proj_node` Linear(7, 2).
 
-The reference's output layer Linear(160, 2) gives [spoof, bona fide] logits (its training code labels
-bona fide 1); hardspoof's head is Linear(160, 1) with weight W[1] - W[0] and bias b[1] - b[0], so its
+The reference's output layer Linear(E, 2) gives [spoof, bona fide] logits (their training code labels
+bona fide 1); hardspoof's head is Linear(E, 1) with weight W[1] - W[0] and bias b[1] - b[0], so its
 logit is out[:, 1] - out[:, 0], the log-odds of bona fide under the reference's softmax.
-Input convention of all three: 16 kHz mono, the first 64,600 samples, repeated when shorter (`repeat_pad`).
+Input convention of all four: 16 kHz mono, the first 64,600 samples, repeated when shorter (`repeat_pad`).
 """
 from __future__ import annotations
 
@@ -27,12 +30,13 @@ from manifests.errors import UsageError
 
 NB_SAMP = 64_600  # samples the reference feeds its model (~4.04 s at 16 kHz)
 
-_ORIGINAL = {"aggregation": "last", "backend": "aasist", "finetune": False}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "aasist": {"frontend": "sinc", "aasist_size": "original", **_ORIGINAL},
-    "aasist-l": {"frontend": "sinc-l", "aasist_size": "original-l", **_ORIGINAL},
-    "aasist-asvspoof5": {"frontend": "sinc", "aasist_size": "original", **_ORIGINAL},
+    "aasist": {"frontend": "sinc", "aggregation": "last", "backend": "aasist", "aasist_size": "original"},
+    "aasist-l": {"frontend": "sinc-l", "aggregation": "last", "backend": "aasist", "aasist_size": "original-l"},
+    "aasist-asvspoof5": {"frontend": "sinc", "aggregation": "last", "backend": "aasist", "aasist_size": "original"},
+    "rawgat-st": {"frontend": "rawgat-st", "aggregation": "last", "backend": "rawgat-st"},
 }
+HEAD = {"rawgat-st": "proj_node"}  # the reference's two-class output layer, where it is not `out_layer`
 
 
 def repeat_pad(wav: np.ndarray, max_len: int = NB_SAMP) -> np.ndarray:
@@ -49,17 +53,17 @@ def _target_key(key: str) -> str:
     """A reference key -> the Detector key it becomes (the head's two rows are handled apart)."""
     if key.startswith("first_bn."):
         return "frontend." + key
-    if key.startswith("encoder."):
-        return re.sub(r"^encoder\.(\d+)\.0\.", r"frontend.encoder.\1.", key)
+    if re.match(r"encoder\d?\.", key):  # AASIST's encoder, RawGAT-ST's encoder1 / encoder2
+        return re.sub(r"^(encoder\d?)\.(\d+)\.0\.", r"frontend.\1.\2.", key)
     return "backend." + key
 
 
-def _reference_key(key: str) -> str:
-    """A Detector key -> the reference key that fills it (the inverse of _target_key; head -> out_layer)."""
+def _reference_key(name: str, key: str) -> str:
+    """A Detector key -> the reference key that fills it (the inverse of _target_key, and head -> out_layer)."""
     if key.startswith("head."):
-        return "out_layer." + key.removeprefix("head.")
-    if key.startswith("frontend.encoder."):
-        return re.sub(r"^frontend\.encoder\.(\d+)\.", r"encoder.\1.0.", key)
+        return HEAD.get(name, "out_layer") + "." + key.removeprefix("head.")
+    if re.match(r"frontend\.encoder\d?\.", key):
+        return re.sub(r"^frontend\.(encoder\d?)\.(\d+)\.", r"\1.\2.0.", key)
     return key.removeprefix("frontend.").removeprefix("backend.")
 
 
@@ -88,9 +92,10 @@ def convert(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         raise UsageError(f"a {name} checkpoint must be a state dict of tensors, got {type(state).__name__}")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     out: dict[str, torch.Tensor] = {}
+    head_prefix = HEAD.get(name, "out_layer") + "."
     for key, value in state.items():
-        head = key.startswith("out_layer.")
-        target = "head." + key.removeprefix("out_layer.") if head else _target_key(key)
+        head = key.startswith(head_prefix)
+        target = "head." + key.removeprefix(head_prefix) if head else _target_key(key)
         if target not in want:
             raise UsageError(f"not an {name} checkpoint: unexpected key {key!r}")
         shape = tuple(want[target].shape)
@@ -98,7 +103,7 @@ def convert(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         if tuple(value.shape) != expect:
             raise UsageError(f"not an {name} checkpoint: {key!r} has shape {tuple(value.shape)}, {name} has {expect}")
         out[target] = (value[1] - value[0]).reshape(shape) if head else value
-    missing = [_reference_key(k) for k in want if k not in out]
+    missing = [_reference_key(name, k) for k in want if k not in out]
     if missing:
         raise UsageError(f"not an {name} checkpoint: {len(missing)} key(s) missing, the first {missing[0]!r}")
     return out

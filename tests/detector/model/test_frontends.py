@@ -38,8 +38,8 @@ def test_offline_without_weights_names_model_and_fix(tmp_path: Path, monkeypatch
     monkeypatch.setenv("HARDSPOOF_MODELS", str(tmp_path / "empty"))
     with pytest.raises(UsageError, match="wav2vec2-xls-r-300m.*huggingface-cli download") as e:
         build_frontend("xlsr")
-    assert "--frontend ge2e|lfcc|rawnetlite|sinc|sinc-l|tiny" in str(e.value) and "\n" not in str(e.value)
-    with pytest.raises(UsageError, match="allowed: xlsr, hf:<hub-id-or-folder>, ge2e, lfcc, rawnetlite, sinc, sinc-l, tiny"):
+    assert "--frontend ge2e|lfcc|rawgat-st|rawnetlite|sinc|sinc-l|tiny" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UsageError, match="allowed: xlsr, hf:<hub-id-or-folder>, ge2e, lfcc, rawgat-st, rawnetlite, sinc, sinc-l, tiny"):
         build_frontend("bert")
 
 
