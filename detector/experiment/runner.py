@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 
 from manifests import storage
 from manifests.errors import UsageError, first_line
@@ -225,15 +226,20 @@ def run_one(task: dict) -> list[dict]:
     held_out = task.get("held_out", [])
     pct = lambda v: None if v is None else 100 * v  # noqa: E731
     for name, manifest, split in task["evals"]:
-        cache = folder / "eval" / name / "result.json"
-        key = f"{manifest_hash(manifest)}:{split}:{','.join(held_out)}:v3"
+        # a zero-shot model scores the same whatever the fold: scored once, into a folder its folds share
+        where = Path(task["out"]) / "zero-shot" / task["slug"] if task.get("zero_shot") \
+            else folder
+        cache = where / "eval" / name / "result.json"
+        key = f"{manifest_hash(manifest)}:{split}:{'' if task.get('zero_shot') else ','.join(held_out)}:v3"
         res = json.loads(cache.read_text()) if cache.is_file() else {}
         if res.get("key") != key:
-            r = evaluate(ckpt, manifest, folder / "eval" / name, batch_size=task["batch_size"], progress=False,
+            r = evaluate(ckpt, manifest, where / "eval" / name, batch_size=task["batch_size"], progress=False,
                          split=split, held_out=held_out)
             res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"], "held_out_eer": r["held_out_eer"],
                    "seen_eer": r["seen_eer"], "per_attack": {a: 100 * v for a, v in r["per_attack"].items()}}
             cache.write_text(json.dumps(res))
+        if task.get("zero_shot"):
+            res = {**res, **fold_eers(where / "eval" / name / "scores.tsv", held_out)}
         rows.append({"variant": task["variant"], "seed": task["seed"], "fold": task.get("fold", "all"),
                      "eval_set": name, "eer": 100 * res["eer"], "held_out_eer": pct(res["held_out_eer"]),
                      "seen_eer": pct(res["seen_eer"]), "min_dcf": res["min_dcf"], "n_clips": res["n"],
@@ -241,6 +247,21 @@ def run_one(task: dict) -> list[dict]:
                      "train_seconds": info.get("train_seconds"), "trained_now": not skipped,
                      "run_dir": os.path.relpath(folder, task.get("out", folder.parent))})
     return rows
+
+
+def fold_eers(scores_file: Path, held_out: list[str]) -> dict:
+    """Held-out and seen-attack EER (fractions) of one fold from a scores file with label and attack columns."""
+    from manifests import scores_tsv
+
+    from ..scoring.metrics import eer
+
+    rows = [r for r in scores_tsv.read(scores_file) if r.get("score") not in (None, "")]
+    score = np.array([float(r["score"]) for r in rows])
+    bona = np.array([r["label"] == "bonafide" for r in rows])
+    held = np.array([r["attack"] in held_out for r in rows]) & ~bona
+    seen = ~held & ~bona
+    return {k: (float(eer(score[bona], score[sel])[0]) if sel.any() and bona.any() else None)
+            for k, sel in (("held_out_eer", held), ("seen_eer", seen))}
 
 
 def _execute(tasks: list[dict], ray_address: str | None) -> list[dict]:
@@ -291,7 +312,7 @@ def run_experiment(exp: xc.Experiment, out: str | os.PathLike, ray_address: str 
               "manifests": train_manifests + [recon[r] for r in v.reconstructions if r in recon],
               "config": v.run.replace("train", seed=s).replace("data", holdout_attacks=fold).to_dict(), "evals": evals,
              "mine": dataclasses.asdict(v.mine) | {"manifest": recon.get(v.mine.candidates)} if v.mine else None,
-             "zero_shot": v.zero_shot}
+             "zero_shot": v.zero_shot, "slug": v.slug}
              for fold in exp.folds for v in exp.variants for s in (v.seeds or exp.seeds)]
     missing = []
     if finished_only:

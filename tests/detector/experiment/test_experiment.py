@@ -1,6 +1,7 @@
 """`detector experiment` end to end on generated audio: two variants x one seed, table, plot, re-run skips."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ import manifests
 from manifests import scores_tsv
 from detector.cli import main
 from detector.experiment.config import load
+from tests.detector.model.test_pretrained_registry import store  # noqa: F401  (fixture)
 
 TINY = {"data": {"crop": 8000, "batch_size": 2, "augment": False},
         "model": {"frontend": "tiny", "backend": "linear", "tiny_hidden": 16, "embed_dim": 16, "proj_dim": 16,
@@ -273,3 +275,28 @@ def test_an_out_that_cannot_be_made_is_one_line(tmp_path: Path, manifest: Path, 
                                   "--out", str(blocker / "out"), *extra])
     assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def test_a_zero_shot_variant_scores_a_published_model_once_for_every_fold(tmp_path: Path, store):  # noqa: F811
+    """zero_shot: pretrained:NAME trains nothing; each fold's held-out EER is that attack's EER on the shared
+    scores (every attack is unseen by a model trained elsewhere)."""
+    from detector.model.pretrained import registry
+    from tests.detector.conftest import make_manifest
+
+    registry.stage("aasist-l", store)
+    manifest = make_manifest(tmp_path, n_bonafide=4, n_spoof=4)
+    config = _config(tmp_path, manifest, holdout={"each": ["A01", "A02"]})
+    d = yaml.safe_load(config.read_text())
+    d["reconstructions"].pop("opus")
+    d["variants"] = {"zero": {"zero_shot": "pretrained:aasist-l"}}
+    d["eval"] = {"all": {"manifest": str(manifest)}}
+    config.write_text(yaml.safe_dump(d, sort_keys=False))
+    r = _run("--config", config, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert sorted(df.fold) == ["A01", "A02"] and not (tmp_path / "out" / "runs" / "zero" / "A01" / "seed1" / "final").exists()
+    scored = list((tmp_path / "out").rglob("scores.tsv"))
+    assert len(scored) == 1  # one scoring shared by the folds
+    for fold in ("A01", "A02"):
+        per_attack = json.loads(df[df.fold == fold].per_attack_eer.iloc[0])
+        assert df[df.fold == fold].held_out_eer.iloc[0] == pytest.approx(per_attack[fold], abs=1e-6)
