@@ -2,8 +2,12 @@
 with `--executor ray`), and the environment its workers get."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
+import threading
+from typing import Iterator
 
 from .errors import UsageError, first_line
 
@@ -53,3 +57,54 @@ def init_ray(address: str | None) -> bool:
     else:  # "local": a Ray of our own even when another one runs here (plain init would join it, then refuse num_cpus)
         ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     return True
+
+
+# Lines Ray's C++ core writes straight to the driver's stderr (fd 2) that ask nothing of a user: dropped by
+# `quiet_ray_notices`. Ray Data hands every pool actor a handle of its own (its actor-location tracker), which
+# Ray's core reports at error level as "constructor arguments in the object store and max_restarts > 0"
+# for every actor (ray-project/ray#57733); our constructor arguments are a few strings and numbers, and a
+# killed actor is restarted and its batch redone (tests/reconstruct/test_ray.py).
+RAY_NOTICES = (b"has constructor arguments in the object store and max_restarts > 0",)
+
+
+def _drop_notices(line: bytes, notices: tuple[bytes, ...]) -> bytes:
+    return b"" if any(n in line for n in notices) else line
+
+
+def _pump(read_fd: int, write_fd: int, notices: tuple[bytes, ...]) -> None:
+    """Copy read_fd to write_fd until EOF, whole lines that hold a notice left out. A line of Ray's C++ log
+    (it starts with '[') is held until its newline; anything else (a progress bar's '\r' updates) passes at once."""
+    held = b""
+    while chunk := os.read(read_fd, 65536):
+        held += chunk
+        *lines, held = held.split(b"\n")
+        out = b"".join(_drop_notices(line + b"\n", notices) for line in lines)
+        if held and not held.lstrip(b"\r").startswith(b"["):
+            out, held = out + held, b""
+        if out:
+            os.write(write_fd, out)
+    if held:
+        os.write(write_fd, _drop_notices(held, notices))
+
+
+@contextlib.contextmanager
+def quiet_ray_notices(notices: tuple[bytes, ...] = RAY_NOTICES) -> Iterator[None]:
+    """While the block runs, this process's stderr (fd 2, where Ray's C++ core logs) goes through a filter
+    that leaves out the lines holding one of `notices` and passes every other byte on. Enter it after Ray is
+    started (processes started inside the block would inherit the filtered stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    pump = threading.Thread(target=_pump, args=(read_fd, saved, notices), name="ray-notices", daemon=True)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    pump.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end closes: the pump reads to EOF and stops
+        pump.join(timeout=5)
+        if not pump.is_alive():  # else a process started in the block still holds the pipe: leave its ends open
+            os.close(read_fd)
+            os.close(saved)

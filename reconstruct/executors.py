@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 import pyarrow as pa
 
 from manifests.errors import UsageError
-from manifests.raystart import forwarded_env, init_ray
+from manifests.raystart import forwarded_env, init_ray, quiet_ray_notices
 
 from .plan import ModelSpec
 from .worker import ReconstructWorker, cpu_threads
@@ -77,7 +77,8 @@ def run_ray(jobs: list[tuple[ModelSpec, list[str]]], manifest_dir: str, run_id: 
                 # Ray started by ray.init() above already carries the env; one started earlier may not
                 **({} if started else {"runtime_env": {"env_vars": forwarded_env()}}),
             )
-            yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+            with quiet_ray_notices():  # Ray Data's own actor handle makes Ray's core log an error per actor
+                yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
     finally:
         if started:
             ray.shutdown()

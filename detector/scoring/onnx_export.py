@@ -19,6 +19,7 @@ threshold, calibration), `hardspoof.length_axis` (dynamic | fixed), `hardspoof.c
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import warnings
@@ -60,6 +61,18 @@ class _Scores(torch.nn.Module):
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(wav)
         return out.logit, out.layer_weights
+
+
+class _NoTorchvisionNotice(logging.Filter):
+    """torch.onnx's op registry says, per torchvision op, that torchvision is missing and the op skipped: a
+    detector has no torchvision ops, so that concerns no export of ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("torchvision is not installed")
+
+
+# the logger torch.onnx's registry warns through (torch/onnx/_internal/exporter/_registration.py)
+logging.getLogger("torch.onnx._internal.exporter._registration").addFilter(_NoTorchvisionNotice())
 
 
 def _export(module: torch.nn.Module, example: torch.Tensor, dynamic_length: bool, min_length: int):

@@ -61,7 +61,7 @@ def score_sharded(ckpt: str | os.PathLike, items: list[tuple[str, str]], refused
     import ray.data
     from tqdm import tqdm
 
-    from manifests.raystart import forwarded_env, init_ray
+    from manifests.raystart import forwarded_env, init_ray, quiet_ray_notices
 
     from ..checkpoint import weights_sha256
 
@@ -95,7 +95,8 @@ def score_sharded(ckpt: str | os.PathLike, items: list[tuple[str, str]], refused
                 batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=pool),
                 num_cpus=threads if not gpus_per_worker else 1, num_gpus=gpus_per_worker or None,
                 **({} if started else {"runtime_env": {"env_vars": forwarded_env()}}))
-            with tqdm(total=sum(len(t["ids"]) for t in todo), unit="clip", desc="score", disable=not progress) as bar:
+            with tqdm(total=sum(len(t["ids"]) for t in todo), unit="clip", desc="score", disable=not progress) as bar, \
+                    quiet_ray_notices():  # Ray Data's own actor handle makes Ray's core log an error per actor
                 for done in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                     bar.update(sum(done["n"].to_pylist()))
         finally:

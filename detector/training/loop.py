@@ -355,7 +355,8 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         dataset.epoch = state.epoch
         stats = _run_epoch(net, loader, opt, train_clips, cfg, state, rank, progress)
         lr = opt.param_groups[0]["lr"]
-        sched.step()
+        if stats["steps"]:  # an epoch whose batches all held only unreadable clips moved no weight: the
+            sched.step()    # schedule waits (stepping it would make torch warn of a step before optimizer.step())
         val = _validate(model, dev, cfg, rank, world, progress and rank == 0)
         if improves(state, val, cfg.train.select_on):
             state.best_eer, state.best_loss, state.best_epoch = val["eer"], val["loss"], state.epoch
