@@ -67,7 +67,7 @@ def main() -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint in OUT/final).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="YAML with data/model/train sections.")
 @click.option("--frontend", help="xlsr | hf:<hub-id-or-folder> (pretrained SSL encoders: local weights or a download) | "
-              "ge2e | lfcc | rawnetlite | sinc | sinc-l | tiny (CPU front-ends, no download)  [xlsr]")
+              "ge2e | lfcc | rawgat-st | rawnetlite | sinc | sinc-l | tiny (CPU front-ends, no download)  [xlsr]")
 @click.option("--aggregation", type=click.Choice(["attn", "weighted", "last"]), help="Layer aggregation [attn].")
 @click.option("--backend", type=click.Choice(["aasist", "linear"]), help="Back-end [aasist].")
 @click.option("--aasist-size", type=click.Choice(["auto", "small", "full"]),

@@ -41,7 +41,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    frontend: str = "xlsr"                # xlsr | hf:<hub-id-or-folder> | ge2e | lfcc | rawnetlite | sinc | sinc-l | tiny
+    frontend: str = "xlsr"                # xlsr | hf:<hub-id-or-folder> | ge2e | lfcc | rawgat-st | rawnetlite | sinc | sinc-l | tiny
     aggregation: str = "attn"             # attn | weighted | last
     backend: str = "aasist"               # aasist | linear | lcnn-lstm (LFCC-LCNN-LSTM) | rawnetlite (its BiGRU)
                                           # | rawgat-st (RawGAT-ST's graphs, on --frontend rawgat-st)
