@@ -79,9 +79,11 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tu
             click.echo(f"spectrograms: {png}")
         except ValueError as e:  # nothing to plot is no reason to fail a finished run
             click.echo(f"warning: no spectrograms: {e}", err=True)
-    ok, failed = (sum(getattr(t, k) for t in summary.tallies.values()) for k in ("ok", "failed"))
-    if failed and not ok:
-        click.echo(f"error: no clip was reconstructed: all {failed} tried failed; see the `error` column", err=True)
+    ok, failed, kept_ok = (sum(getattr(t, k) for t in summary.tallies.values()) for k in ("ok", "failed", "skipped"))
+    kept_ok -= sum(t.skipped_failed for t in summary.tallies.values())
+    if not ok and not kept_ok and any(t.todo for t in summary.tallies.values()):
+        click.echo("error: no clip was reconstructed: every selected clip failed (in this run or before); see the "
+                   "`error` column", err=True)
         sys.exit(1)
     if summary.failure_rate > cfg.max_failure_rate:
         click.echo(f"error: {summary.failure_rate:.1%} of clips failed (> --max-failure-rate "

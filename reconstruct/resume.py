@@ -251,7 +251,7 @@ class Done:
     def finished(self, tasks: pa.Table, rows: pa.Array, variant: int, retry_failed: bool) -> pa.Table:
         """The done reconstruction rows matching `tasks` (whose sources are the listing rows `rows`) of the
         variant with index `variant` (ok ones; failed ones too unless --retry-failed), with the task's seed
-        beside the row's."""
+        beside the row's and whether the row is ok (`done_ok`)."""
         recons = self.recons
         if len(rows) and recons.num_rows:  # recons are in listing-row order: the chunk's rows are one slice of them
             by_row = recons["row"].chunk(0).to_numpy()
@@ -263,8 +263,8 @@ class Done:
             recons = recons.filter(recons["ok"])
         mine = pa.table({"utt_id": tasks["utt_id"], "seed": tasks["seed"], "source_id": tasks["source_id"],
                          "row": rows.cast(pa.int32())})
-        return mine.join(recons.select(["row", "seed", "params_code", "sha_code"]).rename_columns(
-            ["row", "done_seed", "params_code", "sha_code"]), "row", join_type="inner", use_threads=False)
+        return mine.join(recons.select(["row", "seed", "params_code", "sha_code", "ok"]).rename_columns(
+            ["row", "done_seed", "params_code", "sha_code", "done_ok"]), "row", join_type="inner", use_threads=False)
 
     def conflicts(self, finished: pa.Table, params: dict, weights_sha: str | None, variant: str) -> str | None:
         """Why finished reconstructions of `variant` cannot count as this run's, or None: another per-clip

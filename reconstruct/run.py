@@ -42,6 +42,7 @@ class ModelTally:
     skipped: int = 0     # finished by an earlier run (ok or failed), or whose source failed in an earlier run
     ok: int = 0          # made by this run
     failed: int = 0      # failed in this run, its source's failure included
+    skipped_failed: int = 0  # of the skipped, those that failed before (their source's failure included)
     audio_s: float = 0.0
     compute_s: float = 0.0
     errors: dict = dataclasses.field(default_factory=dict)
@@ -156,6 +157,7 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
             t = t.filter(pc.invert(pc.is_in(t["utt_id"], value_set=finished["utt_id"].combine_chunks())))
             tally = tallies[spec.variant]
             tally.skipped += finished.num_rows + n_failed
+            tally.skipped_failed += n_failed + finished.num_rows - (pc.sum(finished["done_ok"].cast(pa.int64())).as_py() or 0)
             tally.todo += t.num_rows + finished.num_rows + n_failed
             describe = pc.is_in(t["source_id"], value_set=need_ids)
             t = t.set_column(t.schema.get_field_index("describe"), "describe", describe)

@@ -56,3 +56,6 @@ def test_a_run_where_nothing_succeeded_exits_1_whatever_the_failure_rate(tmp_pat
     r = run(corpus, tmp_path / "o", "--max-failure-rate", "1")
     assert all(v == [4, 0, 0, 4] for v in _table(r.output).values()), r.output
     assert r.exit_code == 1 and "no clip was reconstructed" in r.output, r.output
+    r = run(corpus, tmp_path / "o", "--max-failure-rate", "1")  # a rerun: all skipped, and still nothing made
+    assert all(v == [4, 4, 0, 0] for v in _table(r.output).values()), r.output
+    assert r.exit_code == 1 and "no clip was reconstructed" in r.output, r.output
