@@ -132,7 +132,7 @@ USAGE_CASES = [
      "every folder holding a hardspoof manifest is left out (counted and named on stderr); such a folder given "
      "as `--corpus` itself: exit 2 naming its manifest"),
     ("originals that cannot be decoded", "each counts as a `failed` reconstruction of each model (todo = skipped + "
-     "ok + failed), in `--max-failure-rate` too; a run that tried clips and made none: exit 1"),
+     "ok + failed), in `--max-failure-rate` too; a run after which no selected clip has a reconstruction: exit 1"),
     ("disk full during a run", "exit 2, one line (\"disk full ... re-run the same command\"), no traceback and no "
      "`failed` row; the rerun redoes what was not written"),
     ("header declaring more than `--max-duration` seconds (default 14400, 4 h)", "a `failed` row, not decoded",
