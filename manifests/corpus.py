@@ -122,13 +122,15 @@ def _walk_local(root: str, excluded: tuple[str, ...], skipped: collections.Count
                 allow_outside_root: bool = False) -> Iterator[dict]:
     """Listing entries (path, size, mtime) of the audio files under a local folder, in sorted order,
     without following symlinked folders, symlinks that lead out of the root (unless allowed), or going into
-    another run's output folder; what cannot be a clip is counted in `skipped` and its first paths kept in
-    `names` (reason -> list)."""
+    another run's output folder; what cannot be a clip is counted in `skipped` and its first three paths kept
+    in `names` (reason -> list)."""
     real_root = storage.real(root)
 
-    def skip(reason: str, path: str, n: int = 1) -> None:
-        skipped[reason] += n
-        names.setdefault(reason, []).append(os.path.relpath(path, root))
+    def skip(reason: str, path: str) -> None:
+        skipped[reason] += 1
+        first = names.setdefault(reason, [])
+        if len(first) < 3:  # what the warning names; a million skips keep three
+            first.append(os.path.relpath(path, root))
 
     for here, dirs, files in os.walk(root):
         dirs.sort()
