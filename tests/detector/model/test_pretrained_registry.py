@@ -119,3 +119,19 @@ def test_unstaged_pretrained_name_names_the_pull_command(store, tmp_path):
     sf.write(wav, speechlike(1.0), 16000)
     code, out = run("score", "--checkpoint", "pretrained:aasist-l", "--input", str(wav), "--out", str(tmp_path / "s.tsv"))
     assert code == 2 and "detector models pull aasist-l" in out
+
+
+def test_calibrating_a_published_model_keeps_the_fit_beside_its_staged_file(store, tmp_path):
+    from tests.detector.conftest import make_manifest
+
+    assert run("models", "pull", "aasist-l", "--from", str(store))[0] == 0
+    manifest = make_manifest(tmp_path / "data", n_bonafide=4, n_spoof=4)
+    code, out = run("calibrate", "--checkpoint", "pretrained:aasist-l", "--manifest", str(manifest), "--split", "dev",
+                    "--no-progress")
+    assert code == 0, out
+    assert registry.meta_file("aasist-l").is_file() and registry.meta("aasist-l")["calibration"]["a"] is not None
+    wav = tmp_path / "a.wav"
+    sf.write(wav, speechlike(1.0), 16000)
+    code, out = run("score", "--checkpoint", "pretrained:aasist-l", "--input", str(wav), "--out", str(tmp_path / "s.tsv"),
+                    "--no-progress")
+    assert code == 0 and "p_bonafide" in (tmp_path / "s.tsv").read_text()
