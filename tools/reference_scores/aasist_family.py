@@ -5,14 +5,18 @@ eval mode on `parity_clips()` (detector/model/pretrained/parity.py), each cut/pa
 `pad` (first 64,600 samples, tiled when shorter; taken from the upstream file that defines it, whose
 other imports are not needed), one clip per batch, float32 on the CPU, and writes
 tests/detector/model/fixtures/pretrained/<name>.json:
-{"upstream", "model_code", "checkpoint_sha256", "config", "input", "lengths", "logits": [[out0, out1], ...]}.
+{"upstream", "checkpoint_sha256", "config", "input", "lengths", "logits": [[out0, out1], ...]}.
 The parity tests (tests/detector/model/test_pretrained_aasist.py) compare hardspoof's modules to these.
 
 --bench also times hardspoof's Detector and the upstream model side by side on one 64,600-sample clip
 (batch 1, eval, no grad, torch.set_num_threads(2), interleaved, after one warm-up each) and prints the
 median seconds per clip of each.
 
-Run (upstream checkouts are git worktrees of the fetched repositories, so their commit is read with git):
+Run as below (what was run for the committed fixtures and the README numbers; MODELS = the shared model
+folder, UPSTREAM/<repo> = `git --git-dir=<fetched bare repo> worktree add --detach UPSTREAM/<repo> <commit>`
+at clovaai/aasist a04c986, asvspoof-challenge/asvspoof5 fe23d30, eurecom-asp/RawGAT-ST-antispoofing e3b049f,
+so the commit is read with git; the benches with `--bench --reps 10 --out /tmp/bench.json` for aasist and
+rawgat-st):
     python tools/reference_scores/aasist_family.py --name aasist --upstream UPSTREAM/aasist \
         --checkpoint MODELS/clovaai-aasist/AASIST.pth [--bench]
     python tools/reference_scores/aasist_family.py --name aasist-l --upstream UPSTREAM/aasist \
@@ -26,18 +30,16 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+from _fixture import REPO, median_seconds, sha256  # this folder's shared helpers
+
 sys.path.insert(0, str(REPO))
 
 from detector.model.pretrained.parity import parity_clips  # noqa: E402
@@ -104,17 +106,11 @@ def bench(name: str, reference: torch.nn.Module, checkpoint: Path, clip: np.ndar
     torch.set_num_threads(2)
     ours = load_detector(name, torch.load(checkpoint, map_location="cpu", weights_only=True))
     x = torch.from_numpy(clip).unsqueeze(0)
-    times: dict[str, list[float]] = {"hardspoof": [], "reference": []}
     with torch.no_grad():
-        for rep in range(reps + 1):
-            for who, fn in (("hardspoof", lambda: ours.score(x)), ("reference", lambda: reference_logits(reference, x))):
-                t0 = time.perf_counter()
-                fn()
-                if rep:  # the first round warms up
-                    times[who].append(time.perf_counter() - t0)
-    for who, ts in times.items():
-        print(f"{who}: median {statistics.median(ts):.3f} s per 4.04 s clip over {reps} runs "
-              f"(min {min(ts):.3f}, max {max(ts):.3f}), torch.set_num_threads(2)")
+        medians = median_seconds({"hardspoof": lambda: ours.score(x),
+                                  "reference": lambda: reference_logits(reference, x)}, reps)
+    for who, seconds in medians.items():
+        print(f"{who}: median {seconds:.3f} s per 4.04 s clip over {reps} runs, torch.set_num_threads(2)")
 
 
 def to_json(record: dict) -> str:
@@ -148,7 +144,7 @@ def main() -> None:
     commit = args.commit or git_commit(args.upstream)
     record = {
         "upstream": f"{repo}@{commit} {Path(sub, model_file).as_posix()}",
-        "checkpoint_sha256": hashlib.sha256(args.checkpoint.read_bytes()).hexdigest(),
+        "checkpoint_sha256": sha256(args.checkpoint),
         "config": f"{Path(sub, config_file).as_posix()}: {json.dumps(config, sort_keys=True)}",
         "input": f"parity_clips() (detector/model/pretrained/parity.py), each through upstream "
                  f"{Path(sub, pad_file).as_posix()} `pad` (first 64,600 samples, tiled when shorter), float32, "
