@@ -123,6 +123,9 @@ def main() -> None:
 def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh, allow_remote_paths, no_progress,
           **opts) -> None:
     """Train a detector on one or more manifests (status=ok rows; splits from the `split` column)."""
+    from .training.clips import check_content
+
+    check_content(list(manifests_))  # before torch is loaded, so that the check's peak and torch do not add up
     from .training.loop import train as run
 
     cfg = build_config(config_file, bonafide_methods, holdout_attacks, **opts)

@@ -8,10 +8,11 @@ import hashlib
 import logging
 import os
 import zlib
-from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset
 
@@ -19,25 +20,15 @@ import manifests
 from manifests import storage
 from manifests.audio import AudioError, load_audio
 from manifests.errors import UsageError
-from manifests.io import remote_path_refusal
+from manifests.listing import release_unused
+
+from .clips import Clip, Clips, check_content  # noqa: F401 - check_content: importable from here too
 
 BONAFIDE, SPOOF = 1, 0
 log = logging.getLogger("hardspoof.data")
 NEEDED = ("utt_id", "path", "label", "kind", "source_id", "status")
-
-
-@dataclass(frozen=True)
-class Clip:
-    utt_id: str
-    path: str
-    label: int                 # 1 bona fide, 0 spoof (after the label policy)
-    kind: str                  # original | reconstruction
-    source_id: str             # utt_id of the original this clip derives from
-    method: str | None         # reconstruction paradigm, None for originals
-    model: str | None          # reconstruction back-end, None for originals
-    attack: str                # corpus attack id, '-' for bona fide
-    speaker: str | None
-    split: str | None
+_READ = (*NEEDED, "method", "model", "attack", "speaker", "split")
+_REMOTE = r"^[a-zA-Z][a-zA-Z0-9+.-]*://"  # storage.is_uri, as a column operation (file:// is local)
 
 
 def manifest_hash(path: str | os.PathLike) -> str:
@@ -49,19 +40,25 @@ def manifest_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _label(row: dict, bonafide_methods: Sequence[str], where: str) -> int:
-    if row["kind"] == "reconstruction":
-        return BONAFIDE if row.get("method") in bonafide_methods else SPOOF
-    if row["label"] not in ("bonafide", "spoof"):
+def _labelled(table: pa.Table, bonafide_methods: Sequence[str], where: str) -> pa.Table:
+    """The label policy on a manifest's rows: a reconstruction is bona fide when its method is listed, an
+    original keeps its label; the `label` column becomes int8 (1 bona fide, 0 spoof)."""
+    recon = pc.equal(table["kind"], "reconstruction")
+    listed = pc.fill_null(pc.is_in(table["method"], value_set=pa.array(list(bonafide_methods), pa.string())), False)
+    bad = pc.and_(pc.invert(recon), pc.invert(pc.is_in(table["label"], value_set=pa.array(["bonafide", "spoof"]))))
+    if pc.any(bad).as_py():
+        row = table.filter(bad).slice(0, 1).to_pylist()[0]
         raise UsageError(f"{where}: row {row['utt_id']} has label {row['label']!r}; allowed: bonafide, spoof")
-    return BONAFIDE if row["label"] == "bonafide" else SPOOF
+    label = pc.if_else(recon, listed, pc.equal(table["label"], "bonafide")).cast(pa.int8())
+    return table.set_column(table.schema.get_field_index("label"), "label", label)
 
 
 def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[str] = (),
-               require_both: bool = True, allow_remote_paths: bool = True) -> list[Clip]:
-    """Rows with status == 'ok' of one or more manifests as Clips. Rows `manifests validate` refuses are
-    refused here too (`check_content`): the same utt_id under another label, kind or source_id is an error;
-    the same utt_id with the same ones is merged (the first manifest's row; counted in a warning).
+               require_both: bool = True, allow_remote_paths: bool = True) -> Clips:
+    """Rows with status == 'ok' of one or more manifests as Clips (a table of columns, see `clips.Clips`).
+    Rows `manifests validate` refuses are refused here too (`check_content`): the same utt_id under another
+    label, kind or source_id is an error; the same utt_id with the same ones is merged (the first manifest's
+    row; counted in a warning).
 
     Without `allow_remote_paths`, a row of a local manifest whose path is remote (s3://, http://...) is left
     out and counted in a warning (`manifests.io.remote_path_refusal`); eval and score keep such rows and
@@ -69,116 +66,123 @@ def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[st
     Raises UsageError for a content problem, a missing column, or (require_both) when only one class is present.
     """
     check_content(paths)
-    clips: dict[str, Clip] = {}
+    parts: list[pa.Table] = []
     refused = merged = 0
     for path in paths:
-        table = manifests.read(path)
+        table = manifests.read(path, columns=list(_READ))
         missing = [c for c in NEEDED if c not in table.column_names]
         if missing:
             raise UsageError(f"manifest {path} lacks column(s) {', '.join(missing)}; re-create it with `manifests import`")
-        for row in table.to_pylist():
-            if row["status"] != "ok":
-                continue
-            if row["utt_id"] in clips:  # an identical row of an earlier manifest (check_content refused others)
-                merged += 1
-                continue
-            if remote_path_refusal(row["path"], path, allow_remote_paths):
-                refused += 1
-                continue
-            clips[row["utt_id"]] = Clip(
-                utt_id=row["utt_id"], path=row["path"], label=_label(row, bonafide_methods, str(path)),
-                kind=row["kind"], source_id=row["source_id"] or row["utt_id"], method=row.get("method"),
-                model=row.get("model"), attack=row.get("attack") or "-", speaker=row.get("speaker"),
-                split=row.get("split"))
+        table = table.filter(pc.equal(table["status"], "ok"))
+        if not allow_remote_paths and not storage.is_uri(storage.normalize(path)):
+            remote = pc.and_(pc.match_substring_regex(table["path"], _REMOTE),
+                             pc.invert(pc.match_substring_regex(table["path"], "^[fF][iI][lL][eE]://")))
+            refused += pc.sum(remote.cast(pa.int64())).as_py() or 0
+            table = table.filter(pc.invert(remote))
+        if parts:  # an identical row of an earlier manifest (check_content refused others)
+            again = pc.is_in(table["utt_id"], value_set=pa.concat_arrays([p["utt_id"].combine_chunks() for p in parts]))
+            merged += pc.sum(again.cast(pa.int64())).as_py() or 0
+            table = table.filter(pc.invert(again))
+        source = pc.if_else(pc.fill_null(pc.not_equal(table["source_id"], ""), False), table["source_id"],
+                            table["utt_id"])
+        attack = pc.if_else(pc.fill_null(pc.not_equal(table["attack"], ""), False), table["attack"], "-")
+        table = _labelled(table, bonafide_methods, str(path))
+        parts.append(table.set_column(table.schema.get_field_index("source_id"), "source_id", source)
+                     .set_column(table.schema.get_field_index("attack"), "attack", attack))
     if merged:
         log.warning("%d utt_id(s) listed again in a later manifest with the same label, kind and source_id: "
                     "merged, the first manifest's row used", merged)
     if refused:
         log.warning("%d clip(s) with a remote path in a local manifest not used (pass --allow-remote-paths "
                     "to read them)", refused)
-    out = list(clips.values())
-    if not out:
+    out = Clips(pa.concat_tables(parts))
+    del parts
+    release_unused()  # the full-width tables read are gone: hand their memory back
+    if not len(out):
         raise UsageError(f"no rows with status=ok in {', '.join(map(str, paths))}")
     if require_both:
         check_classes(out, "manifest " + ", ".join(map(str, paths)))
     return out
 
 
-def check_content(paths: Sequence[str | os.PathLike]) -> None:
-    """Refuse (UsageError, one line) what `manifests validate` refuses in the rows of `paths`, taken
-    together: nulls in required columns, values outside an enumeration, impossible numbers, and an utt_id
-    whose rows (in one manifest or across them) disagree on label, kind or source_id (named, with a count).
-    Rows that agree are not a problem here (`load_clips` merges and counts them)."""
-    from manifests.checks import content_problems
-
-    for path in paths:
-        manifests.validate(path, content=False)  # the schema first: an unreadable part is named, not opened
-    one = len(paths) == 1
-    sources = [(storage.name(f) if one else f"{path}: {storage.name(f)}", storage.readable(f))
-               for path in paths for f in manifests.part_files(path)]
-    problems = content_problems(sources)
-    if problems:
-        where = "manifest " + ", ".join(map(str, paths))
-        raise UsageError(f"{where} has rows `manifests validate` refuses, {len(problems)} problem(s): "
-                         + "; ".join(problems) + " (`manifests validate` lists them too)")
-
-
-def check_classes(clips: Sequence[Clip], where: str) -> None:
+def check_classes(clips: Sequence[Clip] | Clips, where: str) -> None:
     """UsageError unless `clips` hold both bona fide and spoof."""
-    labels = {c.label for c in clips}
+    labels = set(np.unique(Clips.of(clips).labels()).tolist())
     if labels != {BONAFIDE, SPOOF}:
         only = "bonafide" if BONAFIDE in labels else "spoof"
         raise UsageError(f"{where} has only {only} clips ({len(clips)}); training and EER need both "
                          "bonafide and spoof (add the other class, e.g. reconstructions or a second --manifest)")
 
 
-def assign_splits(clips: Sequence[Clip], dev_fraction: float = 0.2) -> list[Clip]:
+def _by_speaker(clips: Clips, rows: np.ndarray, dev_fraction: float) -> np.ndarray:
+    """The speaker-disjoint hash split ("train"/"dev", object array) of `rows`: crc32 of the speaker, or of
+    the source_id where there is none, one crc32 per distinct key."""
+    speaker = clips.strings("speaker").take(pa.array(rows))
+    key = pc.if_else(pc.fill_null(pc.not_equal(speaker, ""), False), speaker,
+                     clips.column("source_id").take(pa.array(rows)))
+    codes = key.dictionary_encode()
+    dev = np.array([zlib.crc32(k.encode()) % 1000 < dev_fraction * 1000 for k in codes.dictionary.to_pylist()], bool)
+    picked = dev[codes.indices.to_numpy(zero_copy_only=False)] if len(rows) else np.zeros(0, bool)
+    return np.where(picked, "dev", "train").astype(object)
+
+
+def assign_splits(clips: Sequence[Clip] | Clips, dev_fraction: float = 0.2) -> Clips:
     """Give every clip a split: originals keep theirs, or, when none has one, a speaker-disjoint
     hash split; a reconstruction always takes its source's split (no leakage across splits). A
     reconstruction whose source is not among `clips` keeps its own split (or gets the hash split
     when splits are hashed); the trainer counts the ones left without a split."""
-    originals = {c.utt_id: c for c in clips if c.kind != "reconstruction"}
-    hashed = not any(c.split for c in originals.values())
-
-    def by_speaker(c: Clip) -> str:
-        key = c.speaker or c.source_id
-        return "dev" if zlib.crc32(key.encode()) % 1000 < dev_fraction * 1000 else "train"
-
+    clips = Clips.of(clips)
+    recon = clips.is_reconstruction()
+    split = np.array(clips.strings("split").to_pylist(), dtype=object)
+    hashed = not any(split[~recon])  # None and "" count as none
     if hashed:
-        originals = {k: replace(c, split=by_speaker(c)) for k, c in originals.items()}
-    out = []
-    for c in clips:
-        if c.kind != "reconstruction":
-            out.append(originals[c.utt_id])
-            continue
-        src = originals.get(c.source_id)
-        out.append(replace(c, split=src.split if src else (by_speaker(c) if hashed else c.split)))
-    return out
+        split[~recon] = _by_speaker(clips, np.flatnonzero(~recon), dev_fraction)
+    source = clips.positions_of_sources(~recon)
+    has_source = recon & (source >= 0)
+    split[has_source] = split[source[has_source]]
+    orphans = recon & (source < 0)
+    if hashed and orphans.any():
+        split[orphans] = _by_speaker(clips, np.flatnonzero(orphans), dev_fraction)
+    return clips.with_column("split", pa.array(split.tolist(), pa.string()))
 
 
-def check_attacks(clips: Sequence[Clip], attacks: Sequence[str]) -> None:
+def check_attacks(clips: Sequence[Clip] | Clips, attacks: Sequence[str]) -> None:
     """UsageError naming the first of `attacks` that no corpus spoof in `clips` has."""
-    present = {c.attack for c in clips if c.label == SPOOF and c.kind != "reconstruction"}
+    clips = Clips.of(clips)
+    spoof_originals = (clips.labels() == SPOOF) & ~clips.is_reconstruction()
+    present = set(pc.unique(clips.strings("attack").filter(pa.array(spoof_originals))).to_pylist())
     unknown = [a for a in attacks if a not in present]
     if unknown:
         raise UsageError(f"held-out attack {unknown[0]!r} is not in the training manifests; their corpus attacks: "
                          f"{', '.join(sorted(present)) or 'none'}")
 
 
-def hold_out(clips: Sequence[Clip], attacks: Sequence[str]) -> tuple[list[Clip], int]:
+def hold_out(clips: Sequence[Clip] | Clips, attacks: Sequence[str]) -> tuple[Clips, int]:
     """(clips without the held-out `attacks`, how many were dropped): a clip is held out when its attack
     or its source's attack is listed (reconstructions of held-out spoofs go with them).
 
     Raises UsageError for an attack that no clip has, or when nothing spoofed would be left."""
+    clips = Clips.of(clips)
     if not attacks:
-        return list(clips), 0
+        return clips, 0
     check_attacks(clips, attacks)
-    held = set(attacks)
-    origin = {c.utt_id: c.attack for c in clips if c.kind != "reconstruction"}
-    kept = [c for c in clips if c.attack not in held and origin.get(c.source_id) not in held]
-    if not any(c.label == SPOOF for c in kept):
+    held = pa.array(list(attacks), pa.string())
+    attack = clips.strings("attack")
+    own = pc.is_in(attack, value_set=held).to_numpy(zero_copy_only=False)
+    source = clips.positions_of_sources(~clips.is_reconstruction())
+    origin = np.zeros(len(clips), bool)
+    origin[source >= 0] = own[source[source >= 0]]
+    kept = clips.filter(~own & ~origin)
+    if not (kept.labels() == SPOOF).any():
         raise UsageError(f"holding out {', '.join(attacks)} leaves no spoof to train on; hold out fewer attacks")
     return kept, len(clips) - len(kept)
+
+
+def split_mask(clips: Clips, name: str | None) -> np.ndarray:
+    """(N,) bool: the clips of split `name` (None: those without a split)."""
+    if name is None:
+        return ~pc.is_valid(clips.strings("split")).to_numpy(zero_copy_only=False)
+    return clips.equals("split", name)
 
 
 def fix_length(wav: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
@@ -216,7 +220,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, clips: Sequence[Clip], crop: int, sample_rate: int = 16000, train: bool = False,
                  augment=None, seed: int = 0, random_crop: bool = True):
-        self.clips, self.crop, self.sr, self.train, self.augment, self.seed = list(clips), crop, sample_rate, train, augment, seed
+        self.clips, self.crop, self.sr, self.train, self.augment, self.seed = Clips.of(clips), crop, sample_rate, train, augment, seed
         self.random_crop = random_crop  # False: every epoch the first `crop` samples (fixed inputs)
         self.epoch = 0
 

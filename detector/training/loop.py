@@ -21,12 +21,15 @@ from tqdm import tqdm
 
 from manifests import storage
 from manifests.errors import UsageError, first_line
+from manifests.listing import release_unused
 
 from .. import checkpoint
 from . import distributed as ddp
 from .augment import Augmenter
 from ..config import RunConfig, TrainConfig
-from .data import BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, hold_out, load_clips, manifest_hash
+from .clips import Clips
+from .data import (BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, hold_out, load_clips, manifest_hash,
+                   split_mask)
 from .init import choose_trainable, init_config, load_start, param_groups
 from .losses import cross_entropy, enhancement_mask, racl
 from ..scoring.metrics import eer
@@ -75,21 +78,24 @@ class State:
 
 
 def split_clips(paths: Sequence[str], cfg: RunConfig, allow_remote_paths: bool = False
-                ) -> tuple[list[Clip], list[Clip], int]:
+                ) -> tuple[Clips, Clips, int]:
     """(train, dev, unused) after the label policy, the held-out attacks and split assignment, both checked
     for two classes; unused = clips left with no split (reconstructions whose original is absent and that
     carry no split)."""
     clips, _ = hold_out(load_clips(paths, cfg.data.bonafide_methods, allow_remote_paths=allow_remote_paths),
                         cfg.data.holdout_attacks)
     clips = assign_splits(clips, cfg.data.dev_fraction)
-    train = [c for c in clips if c.split == "train"]
-    dev = [c for c in clips if c.split == "dev"]
-    if not train or not dev:
+    train = clips.filter(split_mask(clips, "train"))
+    dev = clips.filter(split_mask(clips, "dev"))
+    if not len(train) or not len(dev):
         raise UsageError(f"need train and dev clips, got {len(train)} train and {len(dev)} dev; set the manifest's "
                          "split column, or leave it empty for a speaker-disjoint split (--dev-fraction)")
     check_classes(train, "the train split")
     check_classes(dev, "the dev split")
-    return train, dev, sum(1 for c in clips if c.split is None)
+    unused = int(split_mask(clips, None).sum())
+    del clips
+    release_unused()  # the intermediate tables (all clips, before the held-out attacks and splits) are gone
+    return train, dev, unused
 
 
 def _optimizer(model: torch.nn.Module, tcfg: TrainConfig, started: set[str] = frozenset()):
@@ -316,6 +322,10 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     """
     rank, world = ddp.init_from_env()
     out = Path(out)
+    for option, folder in (("--noise-dir", cfg.data.noise_dir), ("--rir-dir", cfg.data.rir_dir)):
+        if folder and storage.kind(folder) != storage.DIR:
+            raise UsageError(f"{option} {folder} is {'not there' if storage.kind(folder) is None else 'a file'}; "
+                             "give a folder of audio files (searched recursively)")
     for option, folder in (("--noise-dir", cfg.data.noise_dir), ("--rir-dir", cfg.data.rir_dir)):
         if folder and storage.kind(folder) != storage.DIR:
             raise UsageError(f"{option} {folder} is {'not there' if storage.kind(folder) is None else 'a file'}; "

@@ -32,14 +32,15 @@ shards is exactly the single-process epoch (the loss gathers the global batch, s
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from typing import Iterator, Sequence
 
 import numpy as np
+import pyarrow.compute as pc
 from torch.utils.data import Sampler
 
 from manifests.errors import UsageError
 
+from .clips import Clips
 from .data import BONAFIDE, Clip
 
 Item = tuple[int, int]  # (dataset index, view)
@@ -83,37 +84,42 @@ class PairedBatchSampler(Sampler[list[Item]]):
             raise UsageError(f"--recon-share {recon_share} is outside [0, 1]")
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world_size
         self.epoch = 0
-        order = sorted(range(len(clips)), key=lambda i: clips[i].utt_id)  # manifest order does not matter
-        bona = [i for i in order if clips[i].label == BONAFIDE]
-        anchors = {clips[i].utt_id: i for i in bona if clips[i].kind != "reconstruction"}
-        spoof_originals = {clips[i].utt_id for i in order if clips[i].label != BONAFIDE and clips[i].kind != "reconstruction"}
-        recons: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-        others, self.orphans = [], 0
-        for i in order:
-            c = clips[i]
-            if c.label == BONAFIDE:
-                continue
-            if c.kind == "reconstruction" and c.source_id in anchors:
-                recons[anchors[c.source_id]][variant_of(c)].append(i)
-                continue
-            others.append(i)
-            self.orphans += c.kind == "reconstruction" and c.source_id not in spoof_originals
+        table = Clips.of(clips)  # columns: the pools are made without a Python object per clip
+        order = pc.sort_indices(table.column("utt_id")).to_numpy()  # manifest order does not matter
+        labels, recon = table.labels(), table.is_reconstruction()
+        bona = order[labels[order] == BONAFIDE].tolist()
+        anchor = table.positions_of_sources((labels == BONAFIDE) & ~recon)  # a bona fide original's row, or -1
+        from_spoof = table.positions_of_sources((labels != BONAFIDE) & ~recon) >= 0
+        spoofs = order[labels[order] != BONAFIDE]
+        paired = recon[spoofs] & (anchor[spoofs] >= 0)
+        others = spoofs[~paired].tolist()
+        self.orphans = int((recon[spoofs] & ~paired & ~from_spoof[spoofs]).sum())
+        names = [pc.if_else(pc.fill_null(pc.not_equal(table.strings(k), ""), False), table.strings(k), "-")
+                 for k in ("method", "model")]
+        variant = pc.binary_join_element_wise(*names, "/").dictionary_encode()
+        codes, names = variant.indices.to_numpy(zero_copy_only=False), variant.dictionary.to_pylist()
+        rec = spoofs[paired]  # reconstructions of bona fide originals, in utt_id order
+        by_anchor = np.lexsort((codes[rec], anchor[rec]))  # stable: utt_id order within (anchor, variant)
+        self._rec_idx, self._rec_anchor = rec[by_anchor], anchor[rec][by_anchor]
+        self._rec_variant = np.array(names, dtype=object)[codes[self._rec_idx]] if len(rec) else np.zeros(0, object)
         if not bona:
             raise UsageError("the training split has no bona fide clips; the paired sampler needs some "
                              "(check the split column and --bonafide-methods)")
         self.bona, self.others = np.array(bona, dtype=np.int64), np.array(others, dtype=np.int64)
-        self._is_other = set(others)
-        self.recons = {a: dict(v) for a, v in recons.items()}
-        self._source_of = {i: a for a, per in self.recons.items() for ix in per.values() for i in ix}
-        self.variants = sorted({v for per in self.recons.values() for v in per})
-        self.n_recons = sum(len(ix) for per in self.recons.values() for ix in per.values())
+        self._is_other = np.zeros(len(table), bool)
+        self._is_other[self.others] = True
+        self._source_of = np.full(len(table), -1, np.int64)  # a paired reconstruction's original, else -1
+        self._source_of[self._rec_idx] = self._rec_anchor
+        self.variants = sorted(set(self._rec_variant.tolist()))
+        self.n_recons = len(self._rec_idx)
+        self.n_anchors = len(np.unique(self._rec_anchor))
         spoofs = len(others) + self.n_recons
         if spoofs == 0:
             raise UsageError("the training split has no spoof clips; the paired sampler needs some")
         self.recon_share = (0.5 if len(others) else 1.0) if recon_share is None else recon_share
         self.n_bona = batch_size // 2
         n_spoof = batch_size - self.n_bona
-        self.n_recon = math.floor(self.recon_share * n_spoof + 0.5) if self.recons else 0
+        self.n_recon = math.floor(self.recon_share * n_spoof + 0.5) if self.n_recons else 0
         if len(others):
             self.n_recon = min(self.n_recon, n_spoof - 1)  # corpus spoofs keep at least one slot
         self.n_other = n_spoof - self.n_recon
@@ -126,6 +132,16 @@ class PairedBatchSampler(Sampler[list[Item]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _recons_of(self, anchor: int) -> dict[str, list[int]] | None:
+        """{variant: its reconstructions (utt_id order)} of one bona fide original, or None."""
+        lo, hi = np.searchsorted(self._rec_anchor, [anchor, anchor + 1])
+        if lo == hi:
+            return None
+        per: dict[str, list[int]] = {}
+        for k in range(lo, hi):
+            per.setdefault(self._rec_variant[k], []).append(int(self._rec_idx[k]))
+        return per
+
     def _own_recons(self, originals: list[int], slots: int, turn: int, rng) -> tuple[list[tuple[int, int]], int]:
         """Up to `slots` distinct (original position, reconstruction index) of these originals, one per
         original per round, the variant rotating with `turn` (a running counter)."""
@@ -135,7 +151,7 @@ class PairedBatchSampler(Sampler[list[Item]]):
         while len(picked) < slots:
             progress = False
             for pos, a in enumerate(originals):
-                per = self.recons.get(a)
+                per = self._recons_of(a)
                 if len(picked) == slots:
                     break
                 if not per:
@@ -159,8 +175,7 @@ class PairedBatchSampler(Sampler[list[Item]]):
             return self._cache[1], self._cache[2]
         rng = np.random.default_rng([self.seed, self.epoch])
         bona, others = _Cycle(self.bona, rng), _Cycle(self.others, rng)
-        all_recons = _Cycle(np.array(sorted(i for per in self.recons.values() for ix in per.values() for i in ix),
-                                     dtype=np.int64), rng)
+        all_recons = _Cycle(np.sort(self._rec_idx), rng)
         turn = int(rng.integers(max(len(self.variants), 1)))
         n_spoof = self.batch_size - self.n_bona
         batches, view = [], 0
@@ -192,11 +207,11 @@ class PairedBatchSampler(Sampler[list[Item]]):
             drawn = [i for b in batches[k:k + self.world] for i, _ in b]
             present = set(drawn)
             for i in drawn:
-                if i in self._source_of:
+                if self._source_of[i] >= 0:
                     stats["recon_drawn"] += 1
-                    stats["recon_paired"] += self._source_of[i] in present
+                    stats["recon_paired"] += int(self._source_of[i]) in present
                 else:
-                    stats["other_drawn" if i in self._is_other else "bona_drawn"] += 1
+                    stats["other_drawn" if self._is_other[i] else "bona_drawn"] += 1
         return stats
 
     def epoch_stats(self) -> dict:
@@ -210,7 +225,7 @@ class PairedBatchSampler(Sampler[list[Item]]):
         return (f"sampler: epoch = {self.n_batches // self.world} global batch(es) of {self.batch_size * self.world} "
                 f"({self.world} x {self.batch_size}: {self.n_bona} bona fide, {self.n_recon} own reconstruction(s), "
                 f"{self.n_other} other spoof(s)); pools: {len(self.bona)} bona fide, {self.n_recons} reconstruction(s) "
-                f"of {len(self.recons)} of them in {len(self.variants)} variant(s) {', '.join(self.variants) or '-'}, "
+                f"of {self.n_anchors} of them in {len(self.variants)} variant(s) {', '.join(self.variants) or '-'}, "
                 f"{len(self.others)} other spoof(s) (of which {self.orphans} reconstruction(s) whose original is not "
                 f"in the training clips); recon share {self.recon_share:g}")
 

@@ -52,7 +52,7 @@ def test_fix_length_and_windows():
 
 
 def test_dataset_pads_unreadable_and_masks_it(manifest: Path, tmp_path: Path):
-    clips = load_clips([manifest])
+    clips = list(load_clips([manifest]))  # a table of columns; a list to change one clip
     bad = tmp_path / "bad.flac"
     bad.write_bytes(b"not audio")
     clips[0] = replace(clips[0], path=str(bad))

@@ -51,7 +51,8 @@ def test_two_parts_of_one_folder_disagreeing_are_refused(manifest: Path, tmp_pat
 
 def test_other_validate_problems_are_refused_too(manifest: Path, tmp_path: Path):
     rows = manifests.read(manifest).to_pylist()
-    bad = manifests.write([dict(r, duration_s=-1.0) if i == 0 else r for i, r in enumerate(rows)], tmp_path / "neg.parquet")
+    negative = [dict(r, duration_s=-1.0) if i == 0 else r for i, r in enumerate(rows)]
+    bad = manifests.write(negative, tmp_path / "neg.parquet")
     _one_line_exit_2(_train(tmp_path, "--manifest", bad), "1 row(s) with duration_s negative")
 
 
