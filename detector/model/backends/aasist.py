@@ -6,8 +6,9 @@ attention layer + graph pooling on each -> two branches of two stacked heterogen
 spectro-temporal graph attention layers with a master node -> element-wise max of the branches
 ("max graph operation") -> readout [max|T|, mean T, max|S|, mean S, master] = embedding (B, 5 * gat_dim).
 
-`AASIST(...)` is the single entry point: size "small" is this compact model, size "full" the paper's
-SSL-AASIST back-end (`aasist_full.AASISTFull`). With `map_channels=C` the input is an already encoded
+`backends.AASIST(...)` (in this package's __init__) is the single entry point: size "small" is this compact
+model, "full" the paper's SSL-AASIST back-end (`aasist_full.AASISTFull`), "original"/"original-l" the raw-waveform
+AASIST's graph part (`aasist_original`). With `map_channels=C` the input is an already encoded
 spectro-temporal map (a raw-waveform front-end ran the sinc layer + residual encoder), so the
 projection, first pooling and residual encoder are not built and the map goes straight to the graph part.
 """
@@ -19,7 +20,6 @@ import torch.nn.functional as F
 
 from manifests.errors import UsageError
 
-SIZES = ("small", "full", "original", "original-l")
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -141,29 +141,6 @@ class Branch(nn.Module):
         s1, t1 = self.pool_s(s1), self.pool_t(t1)
         s2, t2, m2 = self.l2(s1, t1, m1)
         return s1 + s2, t1 + t2, m1 + m2
-
-
-def AASIST(dim: int, proj_dim: int = 128, gat_dim: int = 32, dropout: float = 0.1, *,
-           size: str = "small", map_channels: int | None = None) -> nn.Module:
-    """The AASIST back-end, `embed(x: (B, T, dim)) -> (B, embed_dim)`.
-
-    size: "small" (AASISTSmall, embed_dim 5 * gat_dim) | "full" (AASISTFull, the SSL-AASIST of
-    Tak et al. 2022, embed_dim 160; uses proj_dim, ignores gat_dim and dropout for the reference's) |
-    "original" / "original-l" (AASISTOriginal, the graph part of the raw-waveform AASIST / AASIST-L,
-    embed_dim 160; needs map_channels; ignores proj_dim, gat_dim and dropout for the reference's).
-    map_channels: None for SSL features; C when x is an encoded map (B, T, C * F), C-major per frame.
-    """
-    if size == "small":
-        return AASISTSmall(dim, proj_dim, gat_dim, dropout, map_channels=map_channels)
-    if size == "full":
-        from .aasist_full import AASISTFull  # imported here: aasist_full imports this module
-
-        return AASISTFull(dim, proj_dim, map_channels=map_channels)
-    if size in ("original", "original-l"):
-        from .aasist_original import AASISTOriginal  # the raw-waveform AASIST's graph part, on sinc maps
-
-        return AASISTOriginal(dim, map_channels, size)
-    raise UsageError(f"unknown AASIST size {size!r}; allowed: {', '.join(SIZES)}")
 
 
 class AASISTSmall(nn.Module):

@@ -4,7 +4,8 @@ import re
 import pytest
 import torch
 
-from detector.model.backends.aasist import AASIST, AASISTSmall, count_parameters, unflatten_map
+from detector.model.backends import AASIST
+from detector.model.backends.aasist import AASISTSmall, count_parameters, unflatten_map
 from detector.model.backends.aasist_full import AASISTFull, from_reference_state_dict
 from manifests.errors import UsageError
 

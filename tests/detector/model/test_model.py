@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from detector.model.backends.aasist import AASIST
+from detector.model.backends import AASIST
 from detector.model.aggregation import build_aggregator
 from detector.config import ModelConfig
 from detector.model.detector import Detector
