@@ -33,6 +33,9 @@ _OPTIONS = {
     "num_workers": ("data", "num_workers"), "init": ("train", "init"), "train_last": ("train", "train_last"),
     "pretrained_lr_scale": ("train", "pretrained_lr_scale"), "cache_frontend": ("train", "cache_frontend"),
     "random_crop": ("data", "random_crop"), "frontend_cache_dir": ("train", "frontend_cache_dir"),
+    "contrastive_head": ("model", "contrastive_head"), "warmup_epochs": ("train", "warmup_epochs"),
+    "std_pull": ("train", "std_pull"), "oc_real": ("train", "oc_real"), "oc_fake": ("train", "oc_fake"),
+    "oc_scale": ("train", "oc_scale"), "diagnostics": ("train", "diagnostics"),
 }
 
 
@@ -76,7 +79,19 @@ def main() -> None:
               help="Train the pretrained front-end too [freeze; with --init: finetune, --freeze fixes the encoder].")
 @click.option("--tiny-hidden", type=int, help="tiny front-end hidden size [32].")
 @click.option("--tiny-layers", type=int, help="tiny front-end layers [2].")
-@click.option("--loss", type=click.Choice(["racl", "ce"]), help="RACL or plain cross-entropy [racl].")
+@click.option("--loss", type=click.Choice(["racl", "ce", "oc"]),
+              help="RACL, plain cross-entropy, or one-class OC-softmax (score = cosine to a bona fide centre) [racl].")
+@click.option("--contrastive-head", type=click.Choice(["none", "proj"]),
+              help="proj: the contrastive terms act on an MLP projection; the classifier reads the layer before [none].")
+@click.option("--warmup-epochs", type=int, help="racl: train the first N epochs on CE alone [0].")
+@click.option("--std-pull", type=click.Choice(["all", "bonafide"]),
+              help="racl: L_std pulls all same-label pairs together, or only bona fide ones [all].")
+@click.option("--oc-real", type=FiniteRange(-1, 1), help="--loss oc: bona fide cosine margin [0.9].")
+@click.option("--oc-fake", type=FiniteRange(-1, 1), help="--loss oc: spoof cosine margin [0.2].")
+@click.option("--oc-scale", type=FiniteRange(0.001, 1000), help="--loss oc: scale of the margins [20].")
+@click.option("--diagnostics/--no-diagnostics", default=None,
+              help="Write OUT/diagnostics.csv each epoch and OUT/diagnostics.png at the end (loss terms, "
+                   "embedding distances, dev logits per attack) [off].")
 @click.option("--alpha", type=float, help="Weight of L_std [0.6].")
 @click.option("--beta", type=float, help="Weight of L_enh [0.1].")
 @click.option("--gamma", type=float, help="Weight of L_reg [0.3].")
@@ -125,10 +140,10 @@ def train(manifests_, out, config_file, bonafide_methods, holdout_attacks, fresh
     """Train a detector on one or more manifests (status=ok rows; splits from the `split` column)."""
     from .training.clips import check_content
 
+    cfg = build_config(config_file, bonafide_methods, holdout_attacks, **opts)  # bad options first: one line
     check_content(list(manifests_))  # before torch is loaded, so that the check's peak and torch do not add up
     from .training.loop import train as run
 
-    cfg = build_config(config_file, bonafide_methods, holdout_attacks, **opts)
     summary = run(list(manifests_), out, cfg, resume=not fresh, progress=not no_progress,
                   allow_remote_paths=allow_remote_paths)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -55,11 +55,14 @@ class ModelConfig:
     embed_dim: int = 64                   # linear back-end embedding size
     gat_dim: int = 32                     # AASIST graph node size
     dropout: float = 0.1                  # back-end dropout
+    contrastive_head: str = "none"        # none: contrastive terms on the embedding the head reads | proj: on an MLP
+                                          # projection of it (the head reads the layer before)
+    score_head: str = "linear"            # linear: a logit | oc: cosine to a learned bona fide centre (set by loss oc)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    loss: str = "racl"                    # racl | ce
+    loss: str = "racl"                    # racl | ce | oc (one-class OC-softmax, scores = cosine to a bona fide centre)
     alpha: float = 0.6                    # weight of L_std (all-pairs contrastive)
     beta: float = 0.1                     # weight of L_enh (bona fide vs its own reconstruction)
     gamma: float = 0.3                    # weight of L_reg (within-class variance)
@@ -78,6 +81,13 @@ class TrainConfig:
     pretrained_lr_scale: float = 1.0      # learning rate of the weights that came from `init`: lr * this
     cache_frontend: bool = False          # memoise a frozen front-end's outputs per input (fixed crops, no augment)
     frontend_cache_dir: str | None = None # also keep them on disk here, shared by runs with the same frozen encoder
+    warmup_epochs: int = 0                # racl: the first N epochs train on CE alone (alpha = beta = gamma = 0)
+    std_pull: str = "all"                 # racl L_std pulls together all same-label pairs | bonafide: only bona fide ones
+    oc_real: float = 0.9                  # loss oc: bona fide cosine to the centre is pushed above this
+    oc_fake: float = 0.2                  # loss oc: spoof cosine to the centre is pushed below this
+    oc_scale: float = 20.0                # loss oc: scale of the cosine margins inside the softplus
+    diagnostics: bool = False             # per-epoch OUT/diagnostics.csv (+ .png): loss terms, embedding distances,
+                                          # dev logits per attack and kind (held-out attacks' dev clips included)
 
 
 @dataclass(frozen=True)
@@ -118,8 +128,11 @@ RULES: dict[str, Any] = {
     "weight_decay": (float, 0.0, 10.0), "epochs": (int, 1, 100000), "patience": (int, 0, 100000),
     "average_last": (int, 1, 1000), "max_steps": (int, 1, 10**9), "seed": (int, 0, SEED_MAX),
     "train_last": (int, 1, 100000), "pretrained_lr_scale": (float, 0.0, 100.0),
+    "warmup_epochs": (int, 0, 100000), "oc_real": (float, -1.0, 1.0), "oc_fake": (float, -1.0, 1.0),
+    "oc_scale": (float, 1e-3, 1000.0), "std_pull": ("all", "bonafide"), "contrastive_head": ("none", "proj"),
+    "score_head": ("linear", "oc"),
     "pad": ("repeat", "none"), "aggregation": ("attn", "weighted", "last"), "backend": ("aasist", "linear", "lcnn-lstm", "rawnetlite", "rawgat-st"),
-    "aasist_size": ("auto", "small", "full", "original", "original-l"), "loss": ("racl", "ce"), "select_on": ("loss", "eer"),
+    "aasist_size": ("auto", "small", "full", "original", "original-l"), "loss": ("racl", "ce", "oc"), "select_on": ("loss", "eer"),
 }
 
 
@@ -166,6 +179,8 @@ def _validate(obj: Any, section: str) -> Any:
         _check_value(f.name, value, _kind(str(f.type)), section)
     if section == "train" and obj.alpha + obj.beta > 1.0:
         raise UsageError(f"train: alpha + beta = {obj.alpha + obj.beta:g} > 1 leaves L_cls a negative weight")
+    if section == "train" and obj.oc_fake >= obj.oc_real:
+        raise UsageError(f"train: oc_fake {obj.oc_fake:g} must be below oc_real {obj.oc_real:g}")
     return obj
 
 

@@ -15,6 +15,7 @@ from .aggregation import build_aggregator
 from .backends import build_backend
 from ..config import ModelConfig
 from .frontends import build_frontend
+from .heads import OneClassHead, projection
 
 
 CACHE_BYTES = 4 << 30  # frozen front-end outputs kept in memory at most (then encoded again each time)
@@ -24,6 +25,7 @@ class Output(NamedTuple):
     logit: torch.Tensor          # (B,) bona fide logit: higher = more likely bona fide
     embedding: torch.Tensor      # (B, E) L2-normalised, for the contrastive terms
     layer_weights: torch.Tensor  # (B, L) aggregation weights, rows sum to 1
+    embedding_norm: torch.Tensor | None = None  # (B,) norm of `embedding` before the L2 normalisation
 
 
 class Detector(nn.Module):
@@ -33,7 +35,10 @@ class Detector(nn.Module):
         self.frontend = build_frontend(cfg.frontend, bool(cfg.finetune), cfg.tiny_hidden, cfg.tiny_layers)
         self.aggregator = build_aggregator(cfg.aggregation, self.frontend.num_layers, self.frontend.dim)
         self.backend = build_backend(cfg.backend, self.frontend.dim, cfg, getattr(self.frontend, "map_channels", None))
-        self.head = nn.Linear(self.backend.embed_dim, 1)
+        dim = self.backend.embed_dim
+        self.head = OneClassHead(dim) if cfg.score_head == "oc" else nn.Linear(dim, 1)
+        # contrastive_head proj: the contrastive terms see an MLP of the embedding; the head reads the embedding
+        self.proj = projection(dim) if cfg.contrastive_head == "proj" else None
 
     frozen_frontend = False                       # set by freeze_frontend()
     frontend_cache: dict[bytes, torch.Tensor] | None = None
@@ -103,7 +108,8 @@ class Detector(nn.Module):
         """wav: (B, T) float32 at 16 kHz."""
         feats, w = self.aggregator(self.encode(wav))
         emb = self.backend.embed(feats)
-        return Output(self.head(emb).squeeze(-1), F.normalize(emb, dim=-1), w)
+        z = emb if self.proj is None else self.proj(emb)
+        return Output(self.head(emb).squeeze(-1), F.normalize(z, dim=-1), w, z.norm(dim=-1))
 
     def embed(self, wav: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, E) L2-normalised embedding."""

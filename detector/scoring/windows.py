@@ -55,17 +55,21 @@ def _clip_windows(path: str, crop: int, sample_rate: int, max_seconds: float | N
     yield from windows(wav, crop, pad=pad)
 
 
-def _forward(model: Detector | Callable) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _forward(model: Detector | Callable, embeddings: bool = False) -> Callable[[np.ndarray], tuple]:
     """(B, crop) float32 windows -> (logits (B,), layer weights (B, L)) as float64, for a PyTorch detector or
-    for a scorer that is already such a function (an exported ONNX model, see onnx_export.OnnxDetector)."""
+    for a scorer that is already such a function (an exported ONNX model, see onnx_export.OnnxDetector);
+    with `embeddings` (a PyTorch detector only) also the L2-normalised embeddings (B, E)."""
     if not isinstance(model, torch.nn.Module):
+        if embeddings:
+            raise TypeError("embeddings need a PyTorch Detector, not an exported scorer")
         return lambda batch: tuple(np.asarray(a, np.float64) for a in model(batch))
     model.eval()
     device = next(model.parameters()).device
 
     def forward(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = model(torch.from_numpy(batch).to(device))
-        return out.logit.double().cpu().numpy(), out.layer_weights.double().cpu().numpy()
+        got = out.logit.double().cpu().numpy(), out.layer_weights.double().cpu().numpy()
+        return (*got, out.embedding.double().cpu().numpy()) if embeddings else got
 
     return forward
 
@@ -74,7 +78,7 @@ def _forward(model: Detector | Callable) -> Callable[[np.ndarray], tuple[np.ndar
 def score_paths(model: Detector | Callable, paths: Sequence[str], crop: int, sample_rate: int = 16000,
                 batch_size: int = 16, progress: bool = False, desc: str = "scoring", max_seconds: float | None = MAX_SECONDS,
                 stream_above: int = STREAM_ABOVE,
-                refused: dict[int, str] | None = None, pad: bool = True) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
+                refused: dict[int, str] | None = None, pad: bool = True, embeddings: bool = False) -> tuple:
     """Score each file. Returns (scores (N,) float64 with NaN for files not scored, {index: error},
     mean layer weights (L,) over all windows). A clip longer than `crop` is covered by non-overlapping
     windows (the tail window aligned to the end); a shorter one is repeat-padded to `crop`, unless it
@@ -82,20 +86,27 @@ def score_paths(model: Detector | Callable, paths: Sequence[str], crop: int, sam
     pad=False (models of any input length) a shorter clip is scored as it is, in a batch of its own length.
     A header declaring more than `max_seconds` seconds is an error before decoding; files over
     `stream_above` samples are streamed (same windows, bounded memory). `refused` ({index: reason}) are
-    errors without being opened. `model` is a Detector, or a function of a window batch as `_forward` says."""
-    forward = _forward(model)
+    errors without being opened. `model` is a Detector, or a function of a window batch as `_forward` says.
+    embeddings=True (a Detector) appends a 4th result from the same forward pass: (N, E) float64, each file's
+    mean window embedding (NaN rows for files not scored), for training diagnostics."""
+    forward = _forward(model, embeddings)
     sums, counts = np.zeros(len(paths)), np.zeros(len(paths))
+    esums: np.ndarray | None = None
     errors: dict[int, str] = dict(refused or {})
     pending: list[tuple[int, np.ndarray]] = []
     wsum, wcount = None, 0
 
     def flush() -> None:
-        nonlocal wsum, wcount
+        nonlocal wsum, wcount, esums
         owners = [o for o, _ in pending]
-        logits, weights = forward(np.stack([w for _, w in pending]))
-        for o, logit in zip(owners, logits):
+        logits, weights, *emb = forward(np.stack([w for _, w in pending]))
+        if emb and esums is None:
+            esums = np.zeros((len(paths), emb[0].shape[1]))
+        for k, (o, logit) in enumerate(zip(owners, logits)):
             sums[o] += logit
             counts[o] += 1
+            if emb:
+                esums[o] += emb[0][k]
         lw = weights.sum(0)
         wsum, wcount = (lw if wsum is None else wsum + lw), wcount + len(owners)
         pending.clear()
@@ -117,4 +128,11 @@ def score_paths(model: Detector | Callable, paths: Sequence[str], crop: int, sam
     with np.errstate(invalid="ignore", divide="ignore"):
         scores = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     scores[list(errors)] = np.nan
-    return scores, errors, (wsum / max(wcount, 1)) if wsum is not None else np.zeros(0)
+    mean_weights = (wsum / max(wcount, 1)) if wsum is not None else np.zeros(0)
+    if not embeddings:
+        return scores, errors, mean_weights
+    emb = np.full((len(paths), 0 if esums is None else esums.shape[1]), np.nan)
+    if esums is not None:
+        emb = esums / np.maximum(counts, 1)[:, None]
+        emb[~np.isfinite(scores)] = np.nan
+    return scores, errors, mean_weights, emb

@@ -31,7 +31,8 @@ from .clips import Clips
 from .data import (BONAFIDE, Clip, ClipDataset, assign_splits, check_classes, collate, hold_out, load_clips, manifest_hash,
                    split_mask)
 from .init import choose_trainable, init_config, load_start, param_groups
-from .losses import cross_entropy, enhancement_mask, racl
+from .losses import cross_entropy, enhancement_mask, one_class_softmax, racl, racl_weights
+from .diagnostics import Diagnostics, held_out_dev
 from ..scoring.metrics import eer
 from ..model.detector import Detector
 from .sampler import PairedBatchSampler
@@ -53,18 +54,27 @@ def seed_everything(seed: int) -> None:
 
 
 def batch_loss(model: torch.nn.Module, wav: torch.Tensor, labels: torch.Tensor, clips: Sequence[Clip],
-               tcfg: TrainConfig, valid: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+               tcfg: TrainConfig, valid: torch.Tensor | None = None, epoch: int | None = None
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Loss terms on the global batch (gathered across DDP ranks; rows with valid == False, padding for
-    unreadable clips, are left out) and this rank's layer weights (B, L)."""
+    unreadable clips, are left out) and this rank's layer weights (B, L). `epoch` applies the RACL warm-up
+    (None: the configured weights). Also "emb_norm": this rank's mean embedding norm before normalisation."""
     out = model(wav)
     valid = torch.ones(len(clips), dtype=torch.bool) if valid is None else valid
     keep = ddp.gather(valid.to(out.logit.device, torch.float32)) > 0.5
     logit, emb, lab = ddp.gather(out.logit)[keep], ddp.gather(out.embedding)[keep], ddp.gather(labels)[keep]
     if tcfg.loss == "ce":
-        return cross_entropy(logit, lab), out.layer_weights
-    info = [i for i, k in zip(ddp.gather_objects([(c.utt_id, c.source_id, c.kind) for c in clips]), keep.tolist()) if k]
-    mask = enhancement_mask([i[0] for i in info], [i[1] for i in info], [i[2] for i in info], lab)
-    return racl(logit, emb, lab, mask, tcfg.alpha, tcfg.beta, tcfg.gamma, tcfg.margin), out.layer_weights
+        terms = cross_entropy(logit, lab)
+    elif tcfg.loss == "oc":
+        terms = one_class_softmax(logit, lab, tcfg.oc_real, tcfg.oc_fake, tcfg.oc_scale)
+    else:
+        info = [i for i, k in zip(ddp.gather_objects([(c.utt_id, c.source_id, c.kind) for c in clips]), keep.tolist()) if k]
+        mask = enhancement_mask([i[0] for i in info], [i[1] for i in info], [i[2] for i in info], lab)
+        alpha, beta, gamma = (tcfg.alpha, tcfg.beta, tcfg.gamma) if epoch is None else racl_weights(tcfg, epoch)
+        terms = racl(logit, emb, lab, mask, alpha, beta, gamma, tcfg.margin, tcfg.std_pull)
+    if out.embedding_norm is not None:
+        terms["emb_norm"] = out.embedding_norm.detach().mean()
+    return terms, out.layer_weights
 
 
 @dataclass
@@ -106,34 +116,49 @@ def _optimizer(model: torch.nn.Module, tcfg: TrainConfig, started: set[str] = fr
     return opt, sched
 
 
-def validation_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+def validation_loss(scores: np.ndarray, labels: np.ndarray, tcfg: TrainConfig | None = None) -> float:
     """Class-balanced binary cross-entropy of bona fide logits (the mean over the two classes of each
-    class's mean BCE), so the checkpoint rule does not depend on the dev split's class ratio."""
+    class's mean BCE), so the checkpoint rule does not depend on the dev split's class ratio. With
+    tcfg.loss == "oc" the scores are cosines and the per-clip loss is OC-softmax's, balanced the same way."""
+    oc = tcfg is not None and tcfg.loss == "oc"
     terms = []
     for cls in (BONAFIDE, 1 - BONAFIDE):
         s = scores[labels == cls]
         if len(s):
             z = s if cls == BONAFIDE else -s  # BCE(logit, 1) = softplus(-logit); BCE(logit, 0) = softplus(logit)
+            if oc:  # softplus(scale * (m_real - s)) for bona fide, softplus(scale * (s - m_fake)) for spoofs
+                z = tcfg.oc_scale * (s - tcfg.oc_real if cls == BONAFIDE else tcfg.oc_fake - s)
             terms.append(float(np.mean(np.logaddexp(0.0, -z))))
     return float(np.mean(terms))
 
 
-def _validate(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, world: int, progress: bool) -> dict:
-    """Score the dev clips (sliding windows, as `detector eval`): loss, eer, threshold, layer weights."""
-    mine = list(range(rank, len(dev), world))
-    scores, _, weights = score_paths(model, [dev[i].path for i in mine], cfg.data.crop, cfg.data.sample_rate,
-                                     cfg.data.batch_size, progress, desc="dev", pad=cfg.data.pad == "repeat")
-    pairs = ddp.gather_objects([(i, float(s)) for i, s in zip(mine, scores)])
-    full = np.full(len(dev), np.nan)
-    for i, s in pairs:
-        full[i] = s
+def _validate(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, world: int, progress: bool,
+              probe: Sequence[Clip] = ()) -> dict:
+    """Score the dev clips (sliding windows, as `detector eval`): loss, eer, threshold, layer weights. With
+    train.diagnostics the same pass also gives "scores" (N+P,) and mean clip "embeddings" (N+P, E) of the dev
+    clips then the `probe` clips (held-out attacks' dev clips, scored for diagnostics only: not in loss or EER)."""
+    n, diag = len(dev), cfg.train.diagnostics
+    mine = list(range(rank, n + len(probe), world))
+    got = score_paths(model, [(dev[i] if i < n else probe[i - n]).path for i in mine], cfg.data.crop,
+                      cfg.data.sample_rate, cfg.data.batch_size, progress, desc="dev", pad=cfg.data.pad == "repeat",
+                      embeddings=diag)
+    scores, weights = got[0], got[2]
+    pairs = ddp.gather_objects([(i, float(s), got[3][k] if diag else None) for k, (i, s) in enumerate(zip(mine, scores))])
+    every = np.full(n + len(probe), np.nan)
+    emb = np.full((n + len(probe), got[3].shape[1] if diag else 0), np.nan)
+    for i, s, e in pairs:
+        every[i] = s
+        if e is not None and e.shape[0] == emb.shape[1]:
+            emb[i] = e
+    full = every[:n]
     labels = np.array([c.label for c in dev])
     ok = np.isfinite(full)
     if not ((ok & (labels == BONAFIDE)).any() and (ok & (labels != BONAFIDE)).any()):
         raise UsageError(f"no readable dev clips of one class ({int(ok.sum())} of {len(dev)} readable); "
                          "dev EER needs bona fide and spoof audio")
     rate, thr = eer(full[ok & (labels == BONAFIDE)], full[ok & (labels != BONAFIDE)])
-    return {"eer": rate, "threshold": thr, "loss": validation_loss(full[ok], labels[ok]), "weights": weights}
+    return {"eer": rate, "threshold": thr, "loss": validation_loss(full[ok], labels[ok], cfg.train), "weights": weights,
+            **({"scores": every, "embeddings": emb} if diag else {})}
 
 
 def improves(state: State, result: dict, select_on: str) -> bool:
@@ -157,7 +182,8 @@ def _run_epoch(model, loader, opt, train_clips, cfg: RunConfig, state: State, ra
             continue
         clips = [train_clips[i] for i in batch["index"].tolist()]
         dev = next(model.parameters()).device
-        terms, _ = batch_loss(model, batch["wav"].to(dev), batch["label"].to(dev), clips, cfg.train, batch["valid"])
+        terms, _ = batch_loss(model, batch["wav"].to(dev), batch["label"].to(dev), clips, cfg.train, batch["valid"],
+                              state.epoch)
         if not torch.isfinite(terms["total"]):
             bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise NonFiniteLoss(f"non-finite loss at epoch {state.epoch} step {steps} ({bad}) on clips "
@@ -226,9 +252,9 @@ _RESUME_FREE = {"num_workers"}
 
 def _resume_mismatch(saved: dict, cfg: RunConfig, hashes: list[str]) -> str | None:
     """What differs between a saved run and this call, in words, or None (resume is safe)."""
-    now = cfg.to_dict()
+    now, default = cfg.to_dict(), RunConfig().to_dict()
     for section in ("model", "data"):
-        was = saved["config"][section]
+        was = {**default[section], **saved["config"][section]}  # a field newer than the run: its default
         diff = [f"{k}: {was.get(k)!r} -> {v!r}" for k, v in now[section].items()
                 if k not in _RESUME_FREE and was.get(k) != v]
         if diff:
@@ -349,6 +375,8 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     opt, sched = _optimizer(model, cfg.train, started)
     hashes = {p: manifest_hash(p) for p in manifest_paths}
     state = _resume(out, model, opt, sched, cfg, list(hashes.values())) if resume else State()
+    probe = held_out_dev(manifest_paths, cfg, allow_remote_paths) if cfg.train.diagnostics else []
+    diag = Diagnostics(out, dev, probe, cfg.train.margin, state.epoch) if cfg.train.diagnostics and rank == 0 else None
     net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=bool(cfg.model.finetune))
            if ddp.is_distributed() else model)
     aug = Augmenter(d.sample_rate, d.noise_dir, d.rir_dir, d.snr_db, d.aug_prob, d.rawboost) if d.augment or d.rawboost else None
@@ -367,7 +395,7 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         lr = opt.param_groups[0]["lr"]
         if stats["steps"]:  # an epoch whose batches all held only unreadable clips moved no weight: the
             sched.step()    # schedule waits (stepping it would make torch warn of a step before optimizer.step())
-        val = _validate(model, dev, cfg, rank, world, progress and rank == 0)
+        val = _validate(model, dev, cfg, rank, world, progress and rank == 0, probe)
         if improves(state, val, cfg.train.select_on):
             state.best_eer, state.best_loss, state.best_epoch = val["eer"], val["loss"], state.epoch
         stats["samples"] = int(ddp.all_sum(stats["samples"]))
@@ -380,10 +408,14 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         if rank == 0:
             checkpoint.save_weights(epochs_dir / f"epoch_{state.epoch:04d}.safetensors", model.saved_state())
             _log(out, row)
+            if diag is not None:
+                diag.record(state.epoch, stats, val)
             _keep_epochs(epochs_dir, state, cfg.train.average_last)
         state.epoch += 1
         if rank == 0:
             _save_last(out, model, opt, sched, state, cfg, list(hashes.values()))
+    if diag is not None:
+        diag.plot()
     return _finish(out, model, dev, cfg, state, hashes, rank, world, progress)
 
 
