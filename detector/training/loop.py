@@ -359,8 +359,11 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     cfg = init_config(cfg)
     seed_everything(cfg.train.seed)
     train_clips, dev, unused = split_clips(manifest_paths, cfg, allow_remote_paths)
-    if cfg.train.loss not in ("racl", "ce"):
-        raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce")
+    if cfg.train.loss not in ("racl", "ce", "oc"):
+        raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce, oc")
+    if cfg.train.warmup_epochs and cfg.train.loss != "racl":
+        raise UsageError(f"--warmup-epochs {cfg.train.warmup_epochs} needs --loss racl (got {cfg.train.loss})")
+    cfg = cfg.replace("model", score_head="oc" if cfg.train.loss == "oc" else "linear")  # the head the loss needs
     if cfg.train.select_on not in ("loss", "eer"):
         raise UsageError(f"unknown --select-on {cfg.train.select_on!r}; allowed: loss, eer")
     d = cfg.data
