@@ -1,6 +1,6 @@
 """Peak memory of the training driver against the size of its manifest (a script that prints numbers, not a test).
 
-  .venv/bin/python benchmarks/bench_train_rows.py --rows 1000000 [--rows 100000 ...] [--work DIR]
+  .venv/bin/python benchmarks/bench_train_rows.py --rows 1000000 [--rows 100000 ...] [--work DIR] [--frontend lfcc]
 
 For each size, writes a manifest of that many rows (30 % bona fide originals, 20 % corpus spoofs of six
 attacks, 50 % reconstructions of the bona fide originals in two variants, 1,000 speakers; 2,000 originals
@@ -84,12 +84,12 @@ def write_manifest(folder: Path, rows: int) -> Path:
     return Path(manifests.write(table, folder / "m.parquet"))
 
 
-def peak_of_train(manifest: Path, out: Path) -> tuple[int, float, str]:
+def peak_of_train(manifest: Path, out: Path, frontend: str = "tiny") -> tuple[int, float, str]:
     """(peak RSS of `detector train` in bytes, wall seconds, its last output line)."""
     code = ("import resource, sys; from detector.cli import main; sys.argv = ['detector'] + sys.argv[1:]\n"
             "try:\n    main()\nfinally:\n"
             "    print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-    args = ["train", "--manifest", str(manifest), "--out", str(out), "--frontend", "tiny", "--backend", "linear",
+    args = ["train", "--manifest", str(manifest), "--out", str(out), "--frontend", frontend, "--backend", "linear",
             "--crop", "8000", "--batch-size", "4", "--epochs", "1", "--max-steps", "3", "--no-augment", "--no-progress",
             "--fresh"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -155,6 +155,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, action="append", help="manifest rows (repeatable) [1000000]")
     ap.add_argument("--work", help="folder for the manifests and runs [a temporary one]")
+    ap.add_argument("--frontend", default="tiny", help="front-end of the trained model [tiny: transformers' "
+                    "Wav2Vec2Model; lfcc imports no transformers]")
     ap.add_argument("--stages", action="store_true", help="per-step memory in one process (first --rows only)")
     ap.add_argument("--stages-of", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -173,7 +175,7 @@ def main() -> None:
     for rows in a.rows or [1_000_000]:
         folder = work / f"rows-{rows}"
         manifest = write_manifest(folder, rows)
-        peak, wall, _ = peak_of_train(manifest, folder / "run")
+        peak, wall, _ = peak_of_train(manifest, folder / "run", a.frontend)
         print(f"{rows:>10,} {manifest.stat().st_size / mib:>12.1f} {peak / mib:>9.0f} {peak / 1024 / rows:>8.3f} "
               f"{wall:>8.1f}", flush=True)
 
