@@ -363,6 +363,9 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         raise UsageError(f"unknown --loss {cfg.train.loss!r}; allowed: racl, ce, oc")
     if cfg.train.warmup_epochs and cfg.train.loss != "racl":
         raise UsageError(f"--warmup-epochs {cfg.train.warmup_epochs} needs --loss racl (got {cfg.train.loss})")
+    if cfg.model.contrastive_head != "none" and (cfg.train.loss != "racl" or cfg.train.train_last is not None):
+        raise UsageError(f"--contrastive-head {cfg.model.contrastive_head} needs --loss racl (got {cfg.train.loss}; "
+                         "nothing else trains it) and no --train-last (it would stay frozen)")
     cfg = cfg.replace("model", score_head="oc" if cfg.train.loss == "oc" else "linear")  # the head the loss needs
     if cfg.train.select_on not in ("loss", "eer"):
         raise UsageError(f"unknown --select-on {cfg.train.select_on!r}; allowed: loss, eer")

@@ -87,6 +87,13 @@ def test_warmup_needs_racl(manifest: Path, tmp_path: Path):
         loop.train([str(manifest)], tmp_path / "run", tiny_config(loss="ce", warmup_epochs=2), progress=False)
 
 
+@pytest.mark.parametrize("train", [{"loss": "ce"}, {"loss": "oc"}, {"loss": "racl", "train_last": 2}])
+def test_projection_head_needs_racl_and_a_trainable_projection(manifest: Path, tmp_path: Path, train: dict):
+    cfg = tiny_config(**train).replace("model", contrastive_head="proj")
+    with pytest.raises(UsageError, match="--contrastive-head proj needs --loss racl"):
+        loop.train([str(manifest)], tmp_path / "run", cfg, progress=False)
+
+
 def test_one_class_run_scores_cosines_and_checkpoint_round_trips(manifest: Path, tmp_path: Path):
     out = tmp_path / "run"
     s = loop.train([str(manifest)], out, tiny_config(loss="oc", epochs=2), progress=False)
