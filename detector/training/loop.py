@@ -352,10 +352,6 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
         if folder and storage.kind(folder) != storage.DIR:
             raise UsageError(f"{option} {folder} is {'not there' if storage.kind(folder) is None else 'a file'}; "
                              "give a folder of audio files (searched recursively)")
-    for option, folder in (("--noise-dir", cfg.data.noise_dir), ("--rir-dir", cfg.data.rir_dir)):
-        if folder and storage.kind(folder) != storage.DIR:
-            raise UsageError(f"{option} {folder} is {'not there' if storage.kind(folder) is None else 'a file'}; "
-                             "give a folder of audio files (searched recursively)")
     cfg = init_config(cfg)
     seed_everything(cfg.train.seed)
     train_clips, dev, unused = split_clips(manifest_paths, cfg, allow_remote_paths)
