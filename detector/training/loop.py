@@ -362,6 +362,10 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     if cfg.model.contrastive_head != "none" and (cfg.train.loss != "racl" or cfg.train.train_last is not None):
         raise UsageError(f"--contrastive-head {cfg.model.contrastive_head} needs --loss racl (got {cfg.train.loss}; "
                          "nothing else trains it) and no --train-last (it would stay frozen)")
+    if cfg.train.init and (cfg.model.contrastive_head != "none" or cfg.train.loss == "oc"):
+        raise UsageError(f"--init {cfg.train.init} with --contrastive-head {cfg.model.contrastive_head} / --loss "
+                         f"{cfg.train.loss}: a start has no projection or one-class centre to load; train these from "
+                         "scratch, or use --loss racl/ce with --contrastive-head none")
     cfg = cfg.replace("model", score_head="oc" if cfg.train.loss == "oc" else "linear")  # the head the loss needs
     if cfg.train.select_on not in ("loss", "eer"):
         raise UsageError(f"unknown --select-on {cfg.train.select_on!r}; allowed: loss, eer")

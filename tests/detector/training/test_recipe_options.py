@@ -94,6 +94,15 @@ def test_projection_head_needs_racl_and_a_trainable_projection(manifest: Path, t
         loop.train([str(manifest)], tmp_path / "run", cfg, progress=False)
 
 
+@pytest.mark.parametrize("loss,head", [("oc", "none"), ("racl", "proj")])
+def test_new_heads_are_refused_with_init(manifest: Path, tmp_path: Path, loss: str, head: str):
+    start = tmp_path / "start"
+    loop.train([str(manifest)], start, tiny_config(loss="ce"), progress=False)
+    cfg = tiny_config(loss=loss, init=str(start)).replace("model", contrastive_head=head)
+    with pytest.raises(UsageError, match="a start has no projection or one-class centre|contrastive_head='none'"):
+        loop.train([str(manifest)], tmp_path / "run", cfg, progress=False)
+
+
 def test_one_class_run_scores_cosines_and_checkpoint_round_trips(manifest: Path, tmp_path: Path):
     out = tmp_path / "run"
     s = loop.train([str(manifest)], out, tiny_config(loss="oc", epochs=2), progress=False)
