@@ -43,10 +43,13 @@ def build_config(config_file: str | None, bonafide_methods: str | None, holdout_
                  **opts) -> RunConfig:
     """Defaults < --config YAML < explicit options."""
     cfg = load_yaml(config_file) if config_file else RunConfig()
+    changes: dict[str, dict] = {}
     for name, value in opts.items():
         if value is not None:
             section, field = _OPTIONS[name]
-            cfg = cfg.replace(section, **{field: value})
+            changes.setdefault(section, {})[field] = value
+    for section, fields in changes.items():  # a section at once: checks across fields see every given option
+        cfg = cfg.replace(section, **fields)
     if bonafide_methods is not None:
         cfg = cfg.replace("data", bonafide_methods=tuple(m for m in bonafide_methods.split(",") if m))
     if holdout_attacks is not None:

@@ -152,3 +152,27 @@ def test_a_config_from_before_the_options_loads_and_resumes():
     assert RunConfig.from_dict(old) == RunConfig()
     assert loop._resume_mismatch({"config": old}, RunConfig(), []) is None
     assert "contrastive_head" in loop._resume_mismatch({"config": old}, RunConfig().replace("model", contrastive_head="proj"), [])
+
+
+@pytest.mark.parametrize("args,words", [(["--warmup-epochs", "-1"], "train.warmup_epochs"),
+                                        (["--oc-real", "0.1", "--oc-fake", "0.3"], "oc_fake 0.3 must be below"),
+                                        (["--alpha", "0.95", "--beta", "0.1"], "alpha + beta = 1.05 > 1"),
+                                        (["--contrastive-head", "mlp"], "'mlp' is not one of"),
+                                        (["--loss", "ce", "--warmup-epochs", "1"], "needs --loss racl")])
+def test_bad_recipe_options_exit_2_in_one_line(manifest: Path, tmp_path: Path, args: list, words: str):
+    from click.testing import CliRunner
+
+    from detector.cli import main
+
+    r = CliRunner().invoke(main, ["train", "--manifest", str(manifest), "--out", str(tmp_path / "r"), "--no-progress",
+                                  "--frontend", "tiny", "--backend", "linear", *args])
+    assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output
+
+
+def test_options_checked_together_accept_a_valid_pair_given_in_any_order():
+    """--oc-real 0.1 --oc-fake -0.5 is valid though 0.1 alone is below the default oc_fake; likewise --alpha 0.95
+    --beta 0 against the default beta."""
+    from detector.cli import build_config
+
+    cfg = build_config(None, None, oc_real=0.1, oc_fake=-0.5, alpha=0.95, beta=0.0)
+    assert (cfg.train.oc_real, cfg.train.oc_fake, cfg.train.alpha, cfg.train.beta) == (0.1, -0.5, 0.95, 0.0)
