@@ -20,6 +20,8 @@ ROWS = [  # (label, experiment folder under RESULTS, eval set)
     ("untrimmed corpus (baseline.yaml)", "baseline", "dev"),
     ("silence-trimmed corpus (trimmed.yaml)", "trimmed", "dev"),
     ("silence-trimmed training, untrimmed dev (trimmed.yaml)", "trimmed", "dev-untrimmed"),
+    ("low-passed at 7 kHz (lowpass.yaml)", "lowpass7k", "dev"),
+    ("low-passed training, unfiltered dev (lowpass.yaml)", "lowpass7k", "dev-unfiltered"),
 ]
 FOLDS = ["mlsa-cs", "espeak-cs", "festival-cs"]
 SEEDS = [688, 689, 690]
