@@ -145,10 +145,11 @@ def _validate(model: Detector, dev: Sequence[Clip], cfg: RunConfig, rank: int, w
     scores, weights = got[0], got[2]
     pairs = ddp.gather_objects([(i, float(s), got[3][k] if diag else None) for k, (i, s) in enumerate(zip(mine, scores))])
     every = np.full(n + len(probe), np.nan)
-    emb = np.full((n + len(probe), got[3].shape[1] if diag else 0), np.nan)
+    width = next((len(e) for _, _, e in pairs if e is not None and len(e)), 0)  # from any rank that scored a clip
+    emb = np.full((n + len(probe), width), np.nan)
     for i, s, e in pairs:
         every[i] = s
-        if e is not None and e.shape[0] == emb.shape[1]:
+        if e is not None and len(e) == width:
             emb[i] = e
     full = every[:n]
     labels = np.array([c.label for c in dev])

@@ -108,3 +108,17 @@ def test_run_writes_diagnostics_with_held_out_clips_and_trims_on_resume(tmp_path
 def test_no_diagnostics_by_default(manifest: Path, tmp_path: Path):
     train([str(manifest)], tmp_path / "run", tiny_config(), progress=False)
     assert not (tmp_path / "run" / "diagnostics.csv").exists() and not (tmp_path / "run" / "diagnostics.png").exists()
+
+
+def test_dev_embeddings_gathered_from_other_ranks_when_this_one_scored_nothing(monkeypatch):
+    """Under DDP a rank may hold no dev clip (more ranks than clips): the embedding width comes from the ranks
+    that scored some, so their embeddings are kept."""
+    from detector.training import loop
+
+    dev = [_clip("b0", 1), _clip("t0", 0, attack="A01")]
+    others = [(0, 2.0, np.array([1.0, 0.0, 0.0])), (1, -1.0, np.array([0.0, 1.0, 0.0]))]
+    monkeypatch.setattr(loop.ddp, "gather_objects", lambda mine: list(mine) + others)
+    model = Detector(tiny_config().model)
+    val = loop._validate(model, dev, tiny_config(diagnostics=True), rank=2, world=3, progress=False)
+    np.testing.assert_array_equal(val["embeddings"], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(val["scores"], [2.0, -1.0])
