@@ -173,7 +173,8 @@ def _scoring_options(f):
 @click.option("--checkpoint", "ckpt", required=True, type=CheckpointPath(exists=True),
               help="Run or checkpoint folder, or a model.onnx from `detector export`.")
 @click.option("--manifest", required=True, help="Manifest to evaluate (local, or an s3:// / gs:// URI).")
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder [CHECKPOINT/eval/<manifest>].")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Output folder; its parent must exist [CHECKPOINT/eval/<manifest>; pretrained:NAME: eval/pretrained-NAME/<manifest>].")
 @click.option("--bonafide-methods", help="Override the label policy of the checkpoint (comma list).")
 @click.option("--split", type=click.Choice(["train", "dev", "eval"]), help="Only this split [all rows].")
 @_scoring_options
@@ -184,6 +185,8 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
     from .scoring.evaluate import evaluate
 
     _check_scoring_options(batch_size, max_duration)
+    if out and "://" not in out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise UsageError(f"--out {out}: its parent folder does not exist; only the last level is created")
     methods = None if bonafide_methods is None else [m for m in bonafide_methods.split(",") if m]
     r = evaluate(ckpt, manifest, out, methods, batch_size, progress=not no_progress, split=split,
                  allow_remote_paths=allow_remote_paths, max_seconds=max_duration)

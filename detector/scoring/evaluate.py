@@ -128,7 +128,11 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
     A remote clip path in a local manifest is not read unless `allow_remote_paths` (its row gets an error,
     counted in report['remote_refused']); a header declaring more than `max_seconds` is an error row."""
     name = posixpath.splitext(storage.name(manifest))[0]
-    out = Path(out) if out else (Path(ckpt).parent if is_onnx(ckpt) else Path(ckpt)) / "eval" / name
+    if not out:  # beside the checkpoint; a published model has no folder of its own: ./eval/pretrained-NAME/
+        home = Path("eval") / str(ckpt).replace(":", "-") if registry.is_pretrained(ckpt) else \
+            Path(ckpt).parent if is_onnx(ckpt) else Path(ckpt)
+        out = home / "eval" / name if not registry.is_pretrained(ckpt) else home / name
+    out = Path(out)
     storage.check_writable(out)  # before any scoring
     model, cfg, meta = load_detector(ckpt)
     clips, scores, errors, refused = score_manifest(model, cfg, manifest, split, bonafide_methods, batch_size,

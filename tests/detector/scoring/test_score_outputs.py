@@ -158,3 +158,27 @@ def test_a_noise_dir_that_is_a_file_is_refused(trained, tmp_path):
     for option in ("--noise-dir", "--rir-dir"):
         r = run("train", "--manifest", manifest, "--out", tmp_path / "r", *TINY, "--augment", option, clips / "a.wav")
         one_line_exit_2(r, option, "a.wav is a file", "give a folder")
+
+
+def test_eval_out_creates_only_its_last_level_and_pretrained_default_is_a_plain_folder(tmp_path, monkeypatch):
+    """`detector eval --out a/b/c` with no a/b is one line (no tree of folders from a typo); a published model's
+    default output is ./eval/pretrained-NAME/<manifest>, not a folder named like the `pretrained:` spec."""
+    from click.testing import CliRunner
+
+    from detector.cli import main
+    from detector.scoring import evaluate as ev
+
+    deep = tmp_path / "no" / "such" / "out"
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path), "--manifest", str(tmp_path / "m.parquet"),
+                                  "--out", str(deep)])
+    assert r.exit_code == 2 and "parent folder does not exist" in r.output and not (tmp_path / "no").exists()
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def stop(path):
+        seen["out"] = path
+        raise SystemExit(0)
+    monkeypatch.setattr(ev.storage, "check_writable", stop)
+    with pytest.raises(SystemExit):
+        ev.evaluate("pretrained:aasist", str(tmp_path / "dev.parquet"))
+    assert str(seen["out"]) == str(Path("eval") / "pretrained-aasist" / "dev")
