@@ -354,17 +354,26 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
                                     "one GPU per task when the cluster has GPUs. Default: sequential, in-process.")
 @click.option("--finished-only", is_flag=True,
               help="Train and reconstruct nothing: report the runs finished so far (a long study's interim table).")
+@click.option("--variant", "only", multiple=True, metavar="NAME",
+              help="Run only this variant (repeatable), and only the reconstructions it needs: a long study in "
+                   "parts. The table lists those variants; --finished-only without --variant reports them all.")
 def experiment(config_file: str, out: str | None, sets: tuple[str, ...], ray_address: str | None,
-               finished_only: bool) -> None:
+               finished_only: bool, only: tuple[str, ...] = ()) -> None:
     """Train every variant x seed of an experiment YAML, evaluate each on every eval set, write the table.
 
     Re-running skips finished runs (OUT/runs/<variant>/seed<S>/final) and cached evaluations.
     Writes OUT/results.parquet (EER in %), OUT/results.md, OUT/results.png; appends to OUT/invocations.jsonl.
     """
     exp = xc.load(config_file, _overrides(sets))
+    if only:
+        unknown = [v for v in only if v not in {x.name for x in exp.variants}]
+        if unknown:
+            raise UsageError(f"--variant {unknown[0]!r} is not in {config_file}; its variants: "
+                             + ", ".join(repr(v.name) for v in exp.variants))
+        exp = dataclasses.replace(exp, variants=tuple(v for v in exp.variants if v.name in only))
     command = f"detector experiment --config {config_file}" + (f" --out {out}" if out else "") + \
         "".join(f" --set {s}" for s in sets) + (f" --ray-address {ray_address}" if ray_address else "") + \
-        (" --finished-only" if finished_only else "")
+        (" --finished-only" if finished_only else "") + "".join(f" --variant '{v}'" for v in only)
     if not (out or exp.out):
         raise UsageError("no output folder: pass --out or set `out` in the config")
     r = run_experiment(exp, out or exp.out, ray_address, command, finished_only)

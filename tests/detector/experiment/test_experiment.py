@@ -300,3 +300,14 @@ def test_a_zero_shot_variant_scores_a_published_model_once_for_every_fold(tmp_pa
     for fold in ("A01", "A02"):
         per_attack = json.loads(df[df.fold == fold].per_attack_eer.iloc[0])
         assert df[df.fold == fold].held_out_eer.iloc[0] == pytest.approx(per_attack[fold], abs=1e-6)
+
+
+def test_variant_option_runs_only_the_named_variants_and_their_reconstructions(tmp_path: Path, manifest: Path):
+    config, out = _config(tmp_path, manifest), tmp_path / "out"
+    r = _run("--config", config, "--out", out, "--variant", "CE+last")
+    assert r.exit_code == 0, r.output
+    assert "1 run(s), 1 trained now" in r.output
+    assert (out / "runs" / "CE_last").is_dir() and not (out / "runs" / "attn_RACL_fake_opus").exists()
+    assert not (out / "recon").exists()  # the opus run is needed only by the other variant
+    r = CliRunner().invoke(main, ["experiment", "--config", str(config), "--out", str(out), "--variant", "nope"])
+    assert r.exit_code == 2 and "'CE+last'" in r.output
