@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,6 @@ DOCKER = ROOT / "docker"
 
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
-
-
-def install_extras() -> tuple[str, list[set[str]]]:
-    """(where, [extras of each `pip install .[...]` line]) from README.md, else CI's script."""
-    for name in ("README.md", ".ci/run"):
-        path = ROOT / name
-        found = []
-        for line in path.read_text().splitlines() if path.is_file() else []:
-            if "pip install" not in line:
-                continue
-            for token in shlex.split(line.split("pip install", 1)[1], comments=True):
-                m = re.fullmatch(r"\.(?:\[([\w,\s-]*)\])?", token)
-                if m:
-                    found.append({x.strip() for x in (m.group(1) or "").split(",") if x.strip()})
-        if found:
-            return name, found
-    return "pyproject.toml (no install line found)", [set()]
 
 
 def pins() -> dict[str, str]:
