@@ -35,7 +35,7 @@ class Entry:
     family: str          # module of detector.model.pretrained that maps this architecture's state dicts
     file: str            # the authors' file name, kept as is in the store
     sha256: str          # of that file, byte for byte as the authors committed it
-    upstream: str        # owner/repo@commit path
+    upstream: str        # owner/repo@commit path (the full commit: raw file URLs need it)
     licence: str
     trained_on: str
     crop: int            # samples per window the reference feeds the model (whole clip: a long window, NO_PAD)
@@ -56,35 +56,35 @@ _RAWNETLITE_INPUT = ("raw 16 kHz mono: the whole clip (windows of up to 60 s, ne
                      "divides it by its peak and keeps the first 3 s (48,000 samples, zero-padded when shorter)")
 ENTRIES = {e.name: e for e in [
     Entry("aasist", "aasist", "AASIST.pth", "51d2d9cf0738172f61e2a384ec50a54a55363240f67c971ed55a92435bc1a1c0",
-          "clovaai/aasist@a04c986 models/weights/AASIST.pth", "MIT (NAVER Corp.)", "ASVspoof 2019 LA train",
+          "clovaai/aasist@a04c9863f63d44471dde8a6abcb3b082b07cd1d1 models/weights/AASIST.pth", "MIT (NAVER Corp.)", "ASVspoof 2019 LA train",
           64600, REPEAT, _AASIST_INPUT, "0.83 % EER on ASVspoof 2019 LA eval (clovaai/aasist README)"),
     Entry("aasist-l", "aasist", "AASIST-L.pth", "814331d088032bb4c3fa61cc014789eadeed464209dd094ab3a2dd6ffbdce27a",
-          "clovaai/aasist@a04c986 models/weights/AASIST-L.pth", "MIT (NAVER Corp.)", "ASVspoof 2019 LA train",
+          "clovaai/aasist@a04c9863f63d44471dde8a6abcb3b082b07cd1d1 models/weights/AASIST-L.pth", "MIT (NAVER Corp.)", "ASVspoof 2019 LA train",
           64600, REPEAT, _AASIST_INPUT, "0.99 % EER on ASVspoof 2019 LA eval (clovaai/aasist README)"),
     Entry("aasist-asvspoof5", "aasist", "best.pth",
           "8f10fe1d1ce3ac62c19f00b86dfaf79f86f464301d23e08726b16b02edbb601c",
-          "asvspoof-challenge/asvspoof5@fe23d30 Baseline-AASIST/models/weights/AASIST/best.pth", "MIT (NAVER Corp.)",
+          "asvspoof-challenge/asvspoof5@fe23d3053a0889b305d98c9e4cadf418c213d972 Baseline-AASIST/models/weights/AASIST/best.pth", "MIT (NAVER Corp.)",
           "ASVspoof 5 track 1 train", 64600, REPEAT, _AASIST_INPUT,
           "15.2 % EER on ASVspoof 5 dev (asvspoof5 Baseline-AASIST README)"),
     Entry("rawgat-st", "aasist", "RawGAT_ST_mul.pth",
           "8a91ce8201d42119cbfb9ebca8850e5914f1a85959b3ca962819783738c2a9e2",
-          "eurecom-asp/RawGAT-ST-antispoofing@e3b049f Pre_trained_models/RawGAT_ST_mul/Best_epoch.pth", "MIT",
+          "eurecom-asp/RawGAT-ST-antispoofing@e3b049f79b3cd9552e66f6d0ba844cbb9399c479 Pre_trained_models/RawGAT_ST_mul/Best_epoch.pth", "MIT",
           "ASVspoof 2019 LA train", 64600, REPEAT, "raw 16 kHz waveform, first 64,600 samples, repeated when shorter",
           "about 1 % EER on ASVspoof 2019 LA eval (Tak et al., ASVspoof 2021 workshop)"),
     Entry("lfcc-lcnn-lstm", "lcnn", "trained_network.pt",
           "111d4ff1a4ce0e910531f3c6faa6e8f0b43e4c4fd0846bdef304a6222838eb25",
-          "nii-yamagishilab/project-NN-Pytorch-scripts@112ec0f project/04-asvspoof2021-toy/"
+          "nii-yamagishilab/project-NN-Pytorch-scripts@112ec0ff021e58a6c92e945547e7bfb21c11424e project/04-asvspoof2021-toy/"
           "lfcc-lcnn-lstm-sig_toy_example/__pretrained/trained_network.pt", "BSD-3-Clause", "ASVspoof 2019 LA train",
           16000 * 60, NO_PAD, "raw 16 kHz waveform of any length (here: windows of up to 60 s, never padded); "
           "LFCC inside the model", "2.7-3.5 % EER on ASVspoof 2019 LA eval over 6 runs (NII project README)"),
     Entry("rawnetlite", "rawnetlite", "triple_cross_domain_focal_rawnet_lite.pt",
           "6154d91f34f0a49d58e30bac602915f6b6853419419804be63b5274603891a9b",
-          "adipiz99/RawNetLite@fcb0fe8 models/triple_cross_domain_focal_rawnet_lite.pt", "MIT",
+          "adipiz99/RawNetLite@fcb0fe8d0f40146d110e322c00a0723ba27d5520 models/triple_cross_domain_focal_rawnet_lite.pt", "MIT",
           "FakeOrReal + ASVspoof 2021 + CodecFake", 16000 * 60, NO_PAD, _RAWNETLITE_INPUT,
           "0.25 % EER in-domain (FakeOrReal), 16.4 % out of domain (RawNetLite paper)"),
     Entry("rawnetlite-cross-domain", "rawnetlite", "cross_domain_focal_rawnet_lite.pt",
           "a28249d1b1b38ff6e91af914656adbd84e2b571696789fb418df9f31004e13f7",
-          "adipiz99/RawNetLite@fcb0fe8 models/cross_domain_focal_rawnet_lite.pt", "MIT",
+          "adipiz99/RawNetLite@fcb0fe8d0f40146d110e322c00a0723ba27d5520 models/cross_domain_focal_rawnet_lite.pt", "MIT",
           "FakeOrReal + ASVspoof 2021", 16000 * 60, NO_PAD, _RAWNETLITE_INPUT,
           "see the RawNetLite paper (cross-domain model)"),
 ]}

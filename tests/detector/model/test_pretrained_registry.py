@@ -135,3 +135,12 @@ def test_calibrating_a_published_model_keeps_the_fit_beside_its_staged_file(stor
     code, out = run("score", "--checkpoint", "pretrained:aasist-l", "--input", str(wav), "--out", str(tmp_path / "s.tsv"),
                     "--no-progress")
     assert code == 0 and "p_bonafide" in (tmp_path / "s.tsv").read_text()
+
+
+def test_every_entry_pins_a_full_commit_and_a_url_at_it():
+    for e in registry.ENTRIES.values():
+        repo, rest = e.upstream.split("@", 1)
+        commit, path = rest.split(" ", 1)
+        assert re.fullmatch(r"[0-9a-f]{40}", commit) and re.fullmatch(r"[0-9a-f]{64}", e.sha256), e.name
+        assert e.url == f"https://raw.githubusercontent.com/{repo}/{commit}/{path}" and path.endswith(e.file) or \
+            e.name == "rawgat-st", e.name  # RawGAT-ST's file is Best_epoch.pth upstream, staged under its copy's name
