@@ -144,3 +144,29 @@ def test_every_entry_pins_a_full_commit_and_a_url_at_it():
         assert re.fullmatch(r"[0-9a-f]{40}", commit) and re.fullmatch(r"[0-9a-f]{64}", e.sha256), e.name
         assert e.url == f"https://raw.githubusercontent.com/{repo}/{commit}/{path}" and path.endswith(e.file) or \
             e.name == "rawgat-st", e.name  # RawGAT-ST's file is Best_epoch.pth upstream, staged under its copy's name
+
+
+def test_a_published_aasist_exports_to_onnx_at_its_fixed_crop(store, tmp_path, monkeypatch):
+    """AASIST's graph pooling keeps a node count fixed at the traced length: the published model's dynamic-length
+    export fails when run on other lengths (onnxruntime: "k argument [20] should not be greater than ... [14]"),
+    so the export falls back to the fixed crop instead of a traceback. That failure is replayed here."""
+    pytest.importorskip("onnxscript")
+    from detector.scoring import onnx_export
+
+    real, calls = onnx_export._max_diff, []
+
+    def max_diff(program, module, inputs):
+        calls.append(len(inputs))
+        if len(calls) == 1:
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : k argument [20] should not be greater than [14]")
+        return real(program, module, inputs)
+    monkeypatch.setattr(onnx_export, "_max_diff", max_diff)
+    state = reference_state("aasist-l")  # random weights give logits in the hundreds: a head scaled to the
+    state["out_layer.weight"] *= 1e-5    # published model's range keeps the check's absolute tolerance meaningful
+    state["out_layer.bias"] *= 1e-5
+    torch.save(state, store)
+    registry.ENTRIES["aasist-l"] = dataclasses.replace(registry.ENTRIES["aasist-l"], sha256=registry.file_sha256(store))
+    assert run("models", "pull", "aasist-l", "--from", str(store))[0] == 0
+    code, out = run("export", "--checkpoint", "pretrained:aasist-l", "--out", str(tmp_path / "a.onnx"))
+    assert code == 0, out
+    assert "fixed length" in out and "fails on other inputs" in out and (tmp_path / "a.onnx").is_file()
