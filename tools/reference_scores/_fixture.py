@@ -1,7 +1,6 @@
 """Helpers shared by the reference-score scripts of this folder: checkpoint hash, the fixture file, a timing."""
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 import time
@@ -13,11 +12,9 @@ FIXTURES = REPO / "tests" / "detector" / "model" / "fixtures" / "pretrained"
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from manifests.storage import sha256 as file_sha256  # the repo is on sys.path (the scripts put it there)
+
+    return file_sha256(str(path))
 
 
 def write_fixture(name: str, record: dict, out: Path | None = None) -> Path:

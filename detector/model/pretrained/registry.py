@@ -14,7 +14,6 @@ matched. Nothing is downloaded when loading.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib
 import os
 import shutil
@@ -22,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from manifests import storage
 from manifests.errors import UsageError, first_line
 from manifests.modelstore import offline, store_dir
 
@@ -118,11 +118,7 @@ def staged_path(e: Entry) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return storage.sha256(str(path))
 
 
 def _find(e: Entry, source: Path) -> Path:
