@@ -234,7 +234,8 @@ def run_one(task: dict) -> list[dict]:
         res = json.loads(cache.read_text()) if cache.is_file() else {}
         if res.get("key") != key:
             r = evaluate(ckpt, manifest, where / "eval" / name, batch_size=task["batch_size"], progress=False,
-                         split=split, held_out=held_out)
+                         split=split, held_out=held_out,
+                         frontend_cache_dir=task["config"].get("train", {}).get("frontend_cache_dir"))
             res = {"key": key, "eer": r["eer"], "min_dcf": r["min_dcf"], "n": r["n"], "held_out_eer": r["held_out_eer"],
                    "seen_eer": r["seen_eer"], "per_attack": {a: 100 * v for a, v in r["per_attack"].items()}}
             cache.write_text(json.dumps(res))

@@ -120,13 +120,15 @@ def calibrated_metrics(cal: dict | None, bona: np.ndarray, spoof: np.ndarray, th
 def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os.PathLike | None = None,
              bonafide_methods: Sequence[str] | None = None, batch_size: int = 16, progress: bool = True,
              split: str | None = None, held_out: Sequence[str] = (), allow_remote_paths: bool = False,
-             max_seconds: float | None = MAX_SECONDS) -> dict:
+             max_seconds: float | None = MAX_SECONDS, frontend_cache_dir: str | None = None) -> dict:
     """Score every ok clip of `manifest` (of one `split` if given: reconstructions follow their source);
     returns metrics (fractions) and writes scores.tsv, det.png, hist.png. With `held_out` attacks (those
     left out of training), report['held_out_eer'] and report['seen_eer'] are the EERs of all bona fide
     clips against the spoofs of those attacks and of every other attack (None where there are none).
     A remote clip path in a local manifest is not read unless `allow_remote_paths` (its row gets an error,
-    counted in report['remote_refused']); a header declaring more than `max_seconds` is an error row."""
+    counted in report['remote_refused']); a header declaring more than `max_seconds` is an error row.
+    `frontend_cache_dir`: for a model trained from --init with a frozen encoder, reuse (and add to) the encoder
+    outputs cached there during training (`detector experiment` passes the run's own)."""
     name = posixpath.splitext(storage.name(manifest))[0]
     if not out:  # beside the checkpoint; a published model has no folder of its own: ./eval/pretrained-NAME/
         home = Path("eval") / str(ckpt).replace(":", "-") if registry.is_pretrained(ckpt) else \
@@ -135,6 +137,8 @@ def evaluate(ckpt: str | os.PathLike, manifest: str | os.PathLike, out: str | os
     out = Path(out)
     storage.check_writable(out)  # before any scoring
     model, cfg, meta = load_detector(ckpt)
+    if frontend_cache_dir and cfg.train.init and cfg.model.finetune is False and hasattr(model, "freeze_frontend"):
+        model.freeze_frontend(True, frontend_cache_dir)  # the start's frozen encoder: its outputs are on disk already
     clips, scores, errors, refused = score_manifest(model, cfg, manifest, split, bonafide_methods, batch_size,
                                                     progress, allow_remote_paths, max_seconds)
     labels = np.array([c.label for c in clips])

@@ -91,3 +91,22 @@ def test_init_from_a_finished_run(manifest, tmp_path, staged):
     a = load_file(str(first / "final" / "model.safetensors"))
     b = load_file(str(Path(s["out"]) / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())  # lr * 0: nothing moved
+
+
+def test_evaluating_a_frozen_start_reuses_the_training_encoder_cache(manifest, tmp_path, staged):
+    from detector.scoring.evaluate import evaluate
+
+    cache = tmp_path / "cache"
+    assert _train(manifest, tmp_path / "run", "--freeze", "--fixed-crop", "--cache-frontend",
+                  "--frontend-cache-dir", str(cache))[0] == 0
+    before = sorted(p.name for p in cache.rglob("*.npy"))
+    cached = evaluate(tmp_path / "run", manifest, tmp_path / "e1", progress=False, split="dev",
+                      frontend_cache_dir=str(cache))
+    assert sorted(p.name for p in cache.rglob("*.npy")) == before  # the dev windows were encoded in training
+    evaluate(tmp_path / "run", manifest, tmp_path / "e3", progress=False, split="dev",
+             frontend_cache_dir=str(tmp_path / "fresh"))
+    assert list((tmp_path / "fresh").rglob("*.npy"))  # the cache is in use (a fresh one fills)
+    plain = evaluate(tmp_path / "run", manifest, tmp_path / "e2", progress=False, split="dev")
+    assert cached["eer"] == plain["eer"]
+    a, b = ((tmp_path / d / "scores.tsv").read_text().splitlines()[2:] for d in ("e1", "e2"))
+    assert [float(x.split("\t")[1]) for x in a] == pytest.approx([float(x.split("\t")[1]) for x in b], abs=1e-5)
