@@ -185,7 +185,7 @@ def eval_(ckpt, manifest, out, bonafide_methods, split, batch_size, allow_remote
     from .scoring.evaluate import evaluate
 
     _check_scoring_options(batch_size, max_duration)
-    if out and "://" not in out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+    if out and "://" not in out and not os.path.exists(os.path.dirname(os.path.abspath(out))):
         raise UsageError(f"--out {out}: its parent folder does not exist; only the last level is created")
     methods = None if bonafide_methods is None else [m for m in bonafide_methods.split(",") if m]
     r = evaluate(ckpt, manifest, out, methods, batch_size, progress=not no_progress, split=split,

@@ -216,7 +216,6 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
         storage.check_writable(out)
         if not storage.is_uri(out):
             tempfiles.sweep(out)  # temp files a killed run left (object stores never hold partial objects)
-            manifests.io.mark(manifest_dir)  # before any audio: a later folder corpus around OUT leaves it out
     try:
         # plan files of up to 16 batches, but at least ~64 of them, so that every actor gets work on a small corpus
         block = max(cfg.batch_size, min(cfg.batch_size * 16, -(-table.num_rows // 64)))
@@ -230,6 +229,8 @@ def run(cfg: RunConfig, echo: Callable[[str], None] = print) -> RunSummary:
             return summary
         jobs = [(specs[i], files) for i, files in plan.files.items() if files]
         _preflight([s for s, _ in jobs])
+        if not storage.is_uri(out):  # after the checks (a refused run leaves no manifest/), before any audio:
+            manifests.io.mark(manifest_dir)  # a later folder corpus around OUT leaves it out
         _execute(cfg, jobs, manifest_dir, run_id, tallies, summary)
         parts = manifests.part_files(manifest_dir) if storage.kind(manifest_dir) == storage.DIR else []
         if len(parts) > 1 or (jobs and parts):  # one part and nothing written: already compacted, not rewritten
