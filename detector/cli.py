@@ -31,7 +31,8 @@ _OPTIONS = {
     "select_on": ("train", "select_on"), "dev_fraction": ("data", "dev_fraction"), "augment": ("data", "augment"),
     "noise_dir": ("data", "noise_dir"), "rir_dir": ("data", "rir_dir"), "rawboost": ("data", "rawboost"),
     "num_workers": ("data", "num_workers"), "init": ("train", "init"), "train_last": ("train", "train_last"),
-    "pretrained_lr_scale": ("train", "pretrained_lr_scale"), "cache_frontend": ("train", "cache_frontend"),
+    "pretrained_lr_scale": ("train", "pretrained_lr_scale"),
+    "wise_alpha": ("train", "wise_alpha"), "cache_frontend": ("train", "cache_frontend"),
     "random_crop": ("data", "random_crop"), "frontend_cache_dir": ("train", "frontend_cache_dir"),
     "contrastive_head": ("model", "contrastive_head"), "warmup_epochs": ("train", "warmup_epochs"),
     "std_pull": ("train", "std_pull"), "oc_real": ("train", "oc_real"), "oc_fake": ("train", "oc_fake"),
@@ -127,6 +128,8 @@ def main() -> None:
 @click.option("--train-last", type=int, help="Train only the last N blocks (the head counts as one) [all].")
 @click.option("--pretrained-lr-scale", type=FiniteRange(0, 100),
               help="Learning rate of the weights from --init, as a multiple of --lr [1.0].")
+@click.option("--wise-alpha", type=FiniteRange(0, 1),
+              help="With --init: keep start + A x (fine-tuned - start) as the final weights (WiSE-FT) [1.0: off].")
 @click.option("--cache-frontend/--no-cache-frontend", default=None,
               help="With --init and --freeze: encode each distinct crop once (use with --fixed-crop, "
                    "--no-augment) [off].")

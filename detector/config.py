@@ -79,6 +79,7 @@ class TrainConfig:
     init: str | None = None               # start from pretrained:NAME (a published countermeasure) or a checkpoint
     train_last: int | None = None         # train only the last N blocks of the model (the head counts as one)
     pretrained_lr_scale: float = 1.0      # learning rate of the weights that came from `init`: lr * this
+    wise_alpha: float = 1.0               # final weights = start + alpha * (fine-tuned - start) (WiSE-FT); 1 = off
     cache_frontend: bool = False          # memoise a frozen front-end's outputs per input (fixed crops, no augment)
     frontend_cache_dir: str | None = None # also keep them on disk here, shared by runs with the same frozen encoder
     warmup_epochs: int = 0                # racl: the first N epochs train on CE alone (alpha = beta = gamma = 0)
@@ -128,6 +129,7 @@ RULES: dict[str, Any] = {
     "weight_decay": (float, 0.0, 10.0), "epochs": (int, 1, 100000), "patience": (int, 0, 100000),
     "average_last": (int, 1, 1000), "max_steps": (int, 1, 10**9), "seed": (int, 0, SEED_MAX),
     "train_last": (int, 1, 100000), "pretrained_lr_scale": (float, 0.0, 100.0),
+    "wise_alpha": (float, 0.0, 1.0),
     "warmup_epochs": (int, 0, 100000), "oc_real": (float, -1.0, 1.0), "oc_fake": (float, -1.0, 1.0),
     "oc_scale": (float, 1e-3, 1000.0), "std_pull": ("all", "bonafide"), "contrastive_head": ("none", "proj"),
     "score_head": ("linear", "oc"),

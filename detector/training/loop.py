@@ -363,6 +363,9 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
     if cfg.model.contrastive_head != "none" and (cfg.train.loss != "racl" or cfg.train.train_last is not None):
         raise UsageError(f"--contrastive-head {cfg.model.contrastive_head} needs --loss racl (got {cfg.train.loss}; "
                          "nothing else trains it) and no --train-last (it would stay frozen)")
+    if cfg.train.wise_alpha < 1 and not cfg.train.init:
+        raise UsageError(f"--wise-alpha {cfg.train.wise_alpha} needs --init: it interpolates between the start's "
+                         "weights and the fine-tuned ones")
     if cfg.train.init and (cfg.model.contrastive_head != "none" or cfg.train.loss == "oc"):
         raise UsageError(f"--init {cfg.train.init} with --contrastive-head {cfg.model.contrastive_head} / --loss "
                          f"{cfg.train.loss}: a start has no projection or one-class centre to load; train these from "
@@ -377,6 +380,8 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
                                    "manifests are not used" if unused else ""), file=sys.stderr)
     model = Detector(cfg.model)
     started = load_start(model, cfg.train.init) if cfg.train.init else set()
+    start = ({k: v.detach().clone() for k, v in model.saved_state().items()} if cfg.train.wise_alpha < 1
+             else None)
     choose_trainable(model, cfg)
     model = model.to(ddp.device())
     opt, sched = _optimizer(model, cfg.train, started)
@@ -423,26 +428,38 @@ def train(manifest_paths: Sequence[str], out: str | os.PathLike, cfg: RunConfig,
             _save_last(out, model, opt, sched, state, cfg, list(hashes.values()))
     if diag is not None:
         diag.plot()
-    return _finish(out, model, dev, cfg, state, hashes, rank, world, progress)
+    return _finish(out, model, dev, cfg, state, hashes, rank, world, progress, start)
+
+
+def interpolate(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float
+                ) -> dict[str, torch.Tensor]:
+    """WiSE-FT (Wortsman et al., CVPR 2022): start + alpha * (tuned - start) for each floating tensor the start
+    has with the same shape; the others (new layers, counters) as tuned."""
+    return {k: (start[k] + alpha * (v - start[k]) if v.is_floating_point() and k in start
+                and start[k].shape == v.shape else v) for k, v in tuned.items()}
 
 
 def _finish(out: Path, model: Detector, dev, cfg: RunConfig, state: State, hashes: dict[str, str], rank, world,
-            progress) -> dict:
+            progress, start: dict[str, torch.Tensor] | None = None) -> dict:
     """Average the selected epoch (lowest validation loss, or EER with --select-on eer) with the ones before
-    it, calibrate the threshold on dev, save final/."""
+    it, move it back toward `start` by --wise-alpha, calibrate the threshold on dev, save final/."""
     if state.best_epoch < 0:
         raise UsageError(f"no epoch finished in {out} (epochs={cfg.train.epochs})")
     epochs = list(range(max(0, state.best_epoch - cfg.train.average_last + 1), state.best_epoch + 1))
     if ddp.is_distributed():
         torch.distributed.barrier()
-    checkpoint.load_state(model, average_epochs(out / "epochs", epochs), str(out / "epochs"))
+    weights = average_epochs(out / "epochs", epochs)
+    if start is not None:
+        weights = interpolate(start, weights, cfg.train.wise_alpha)
+    checkpoint.load_state(model, weights, str(out / "epochs"))
     val = _validate(model, dev, cfg, rank, world, progress and rank == 0)
     meta = {"threshold": val["threshold"], "dev_eer": val["eer"], "dev_loss": val["loss"],
             "best_epoch": state.best_epoch, "selected_on": cfg.train.select_on, "averaged_epochs": epochs,
             "layer_weights": [float(w) for w in val["weights"]], "failed_clips": state.failed,
             "manifests": {storage.normalize(p): h for p, h in hashes.items()},
             "score": "bona fide logit: higher = more likely bona fide",
-            **({"init": cfg.train.init, "init_sha256": checkpoint.weights_sha256(cfg.train.init)} if cfg.train.init else {})}
+            **({"init": cfg.train.init, "init_sha256": checkpoint.weights_sha256(cfg.train.init),
+                "wise_alpha": cfg.train.wise_alpha} if cfg.train.init else {})}
     if rank == 0:
         checkpoint.save(out / "final", model, cfg, meta)
     return {"out": str(out / "final"), "best_epoch": state.best_epoch, "averaged_epochs": epochs,

@@ -110,3 +110,26 @@ def test_evaluating_a_frozen_start_reuses_the_training_encoder_cache(manifest, t
     assert cached["eer"] == plain["eer"]
     a, b = ((tmp_path / d / "scores.tsv").read_text().splitlines()[2:] for d in ("e1", "e2"))
     assert [float(x.split("\t")[1]) for x in a] == pytest.approx([float(x.split("\t")[1]) for x in b], abs=1e-5)
+
+
+def test_wise_alpha_keeps_the_point_between_start_and_fine_tuned(manifest, tmp_path, staged):
+    first = tmp_path / "first"
+    train([str(manifest)], first, tiny_config(loss="ce"), progress=False)
+    start = load_file(str(first / "final" / "model.safetensors"))
+    tuned = {}
+    for alpha in (1.0, 0.25):
+        s = train([str(manifest)], tmp_path / f"a{alpha}", tiny_config(loss="ce", init=str(first), wise_alpha=alpha),
+                  progress=False)
+        tuned[alpha] = load_file(str(Path(s["out"]) / "model.safetensors"))
+    moved = [k for k in start if start[k].is_floating_point() and not torch.equal(start[k], tuned[1.0][k])]
+    assert moved  # the fine-tuning changed weights, so the interpolation is visible
+    for k in moved:
+        torch.testing.assert_close(tuned[0.25][k], start[k] + 0.25 * (tuned[1.0][k] - start[k]))
+    assert json.loads((tmp_path / "a0.25" / "final" / "meta.json").read_text())["wise_alpha"] == 0.25
+
+
+def test_wise_alpha_without_a_start_is_one_line(manifest, tmp_path):
+    r = CliRunner().invoke(detector, ["train", "--manifest", str(manifest), "--out", str(tmp_path / "r"),
+                                      "--wise-alpha", "0.5", *FAST])
+    assert r.exit_code == 2 and "needs --init" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "final").exists()
