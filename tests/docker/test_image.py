@@ -1,10 +1,12 @@
-"""The CPU image, built and run for real (issue 30): the CLIs, a Griffin-Lim `reconstruct run` and a
+"""An image, built and run for real (issue 30): the CLIs, a Griffin-Lim `reconstruct run` and a
 `detector score` inside the container, on a mounted folder, with the network off.
 
 Runs only with HARDSPOOF_TEST_IMAGES=1 and podman or docker on PATH (a build takes minutes and
-gigabytes). The image is built by docker/build-cpu-image.sh (the recipe of docs/clusters.md:
+gigabytes). The image is built by docker/build-image.sh (the recipe of docs/clusters.md:
 a debootstrap base, runc, fixed ulimits, the host's CA bundle) without baked weights, tagged
-HARDSPOOF_TEST_IMAGE (default hardspoof:cpu-test); a second run reuses the build cache.
+HARDSPOOF_TEST_IMAGE (default hardspoof:cpu-test); a second run reuses the build cache. The
+script's knobs pass through, so the CUDA image is tested with
+DOCKERFILE=docker/Dockerfile.cuda HARDSPOOF_TEST_IMAGE=hardspoof:cuda-test.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def run_in_image(data: Path, *args: str, entrypoint: str | None = None, timeout:
 @pytest.fixture(scope="module")
 def image() -> str:
     env = {**os.environ, "ENGINE": ENGINE, "IMAGE": IMAGE, "MODELS": "", "FRONTENDS": ""}
-    r = subprocess.run(["bash", str(DOCKER / "build-cpu-image.sh")], env=env, capture_output=True, text=True,
+    r = subprocess.run(["bash", str(DOCKER / "build-image.sh")], env=env, capture_output=True, text=True,
                        timeout=3600)
     assert r.returncode == 0, f"the image did not build:\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
     size = subprocess.run(_engine("image", "inspect", "--format", "{{.Size}}", IMAGE), capture_output=True,
