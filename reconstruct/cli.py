@@ -79,6 +79,11 @@ def run(methods: str, models: tuple[str, ...], params: tuple[str, ...], grid: tu
             click.echo(f"spectrograms: {png}")
         except ValueError as e:  # nothing to plot is no reason to fail a finished run
             click.echo(f"warning: no spectrograms: {e}", err=True)
+    lost = sum(t.lost for t in summary.tallies.values())
+    if lost:
+        click.echo(f"error: {lost} planned reconstruction(s) got no row in this run; re-run the same command to make "
+                   "them", err=True)
+        sys.exit(1)
     ok, failed, kept_ok = (sum(getattr(t, k) for t in summary.tallies.values()) for k in ("ok", "failed", "skipped"))
     kept_ok -= sum(t.skipped_failed for t in summary.tallies.values())
     if not ok and not kept_ok and any(t.todo for t in summary.tallies.values()):

@@ -34,6 +34,8 @@ from .preflight import check_options, check_plan
 from .resume import Conflict, Done
 from .worker import DISK_FULL
 
+LOST = "no row came back from the workers (no row written; a rerun makes them)"
+
 @dataclasses.dataclass
 class ModelTally:
     """Counts of one model in one run."""
@@ -43,6 +45,7 @@ class ModelTally:
     ok: int = 0          # made by this run
     failed: int = 0      # failed in this run, its source's failure included
     skipped_failed: int = 0  # of the skipped, those that failed before (their source's failure included)
+    lost: int = 0        # of the failed, planned in this run but no row came back (none written: a rerun redoes them)
     audio_s: float = 0.0
     compute_s: float = 0.0
     errors: dict = dataclasses.field(default_factory=dict)
@@ -128,7 +131,8 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
     clip that this run would make differently."""
     shas = [weights_sha256(s) for s in specs]
     plan = Plan({i: [] for i in range(len(specs))})
-    pending_chunks: list[tuple[int, pa.Table]] = []
+    pending_chunks: list[tuple[int, str, pa.Table]] = []  # (spec, plan file prefix, tasks)
+    written: set[str] = set()
     offset = 0
     for c, chunk in enumerate(table.to_batches(max_chunksize=listing.CHUNK)):
         chunk = pa.Table.from_batches([chunk])
@@ -164,7 +168,7 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
             described = t["source_id"].filter(describe).combine_chunks()
             need_ids = need_ids.filter(pc.invert(pc.is_in(need_ids, value_set=described)))
             if t.num_rows:
-                pending_chunks.append((i, t))
+                pending_chunks.append((i, "c", t))
         if len(need_ids):  # to describe but nothing left to reconstruct: a describe-only task
             only = plan_tasks(usable.filter(pc.is_in(usable["utt_id"], value_set=need_ids)), 0, specs[0], out, root,
                               cfg.seed)
@@ -172,11 +176,14 @@ def build_plan(cfg: RunConfig, specs: list[ModelSpec], table: pa.Table, root: st
                                    pa.array([True] * only.num_rows, pa.bool_()))
             only = only.set_column(only.schema.get_field_index("reconstruct"), "reconstruct",
                                    pa.array([False] * only.num_rows, pa.bool_()))
-            pending_chunks.append((0, only))
+            pending_chunks.append((0, "d", only))  # spec-0's folder: a name of its own, never spec 0's tasks' one
         if plan_dir is not None:  # written chunk by chunk: the plan never sits in the driver whole
-            for i, t in pending_chunks:
+            for i, prefix, t in pending_chunks:
                 for k in range(0, t.num_rows, block_rows):
-                    dest = storage.join(plan_dir, f"spec-{i}", f"c{c:06d}-{k // block_rows:06d}.parquet")
+                    dest = storage.join(plan_dir, f"spec-{i}", f"{prefix}{c:06d}-{k // block_rows:06d}.parquet")
+                    if dest in written:  # a second file under one name would replace the first: its tasks lost
+                        raise AssertionError(f"plan file {dest} written twice")
+                    written.add(dest)
                     piece = t.slice(k, block_rows)
                     plan.files[i].append(storage.write_atomic(dest, lambda fh, p=piece: pq.write_table(p, fh)))
         pending_chunks = []
@@ -261,6 +268,12 @@ def _execute(cfg: RunConfig, jobs, manifest_dir: str, run_id: str, tallies: dict
     with tqdm(total=total, unit="clip", desc="reconstruct", disable=os.environ.get("HARDSPOOF_NO_BAR") == "1") as bar:
         for rows in stream:
             bar.update(_count(rows, tallies, summary))
+    for spec, _ in jobs:  # every planned task must come back ok or failed: one that did not is counted, never dropped
+        t = tallies[spec.variant]
+        t.lost = max(0, t.todo - t.skipped - t.ok - t.failed)
+        if t.lost:
+            t.failed += t.lost
+            t.errors[LOST] = t.errors.get(LOST, 0) + t.lost
 
 
 def _count(rows: pa.Table, tallies: dict[str, "ModelTally"], summary: "RunSummary") -> int:

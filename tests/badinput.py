@@ -148,6 +148,9 @@ USAGE_CASES = [
      "exit 2, one line, before any work", "exit 2, one line, before any work (`--batch-size 0`, `--out /proc/x.tsv`)"),
     ("temp files, the `.plan-*` folder and the write probe left by a run killed with `kill -9`",
      "removed when the run is started again (a live run's are kept)"),
+    ("a rerun after `kill -9` (finished clips, orphan audio of unfinished ones) whose finished clips' sources must be "
+     "described again (touched since)", "every pending clip is made (each plan file has a name of its own); a planned "
+     "clip that still gets no row is counted `failed` (\"no row came back\"), exit 1, and the same command makes it"),
     ("`--out ''`, `--corpus ''`, `--checkpoint` for a weight-free model or a path that does not exist; "
      "`manifests mine --scores` a binary file", "exit 2, one line, before any work"),
     ("torch checkpoint that would run code when unpickled", "refused: weights_only loading"),

@@ -334,3 +334,66 @@ def test_kept_rows_with_every_key_once_come_back_as_added(monkeypatch):
                  seed=np.array(key) * 10)
     won = kept.winners()
     assert won["key"].tolist() == [7, 3, 5, 0, 9, 1] and won["seed"].tolist() == [70, 30, 50, 0, 90, 10]
+
+
+def test_a_resume_that_redescribes_finished_clips_loses_no_batch_of_the_pending_ones(tmp_path):
+    """A killed run's leftovers (its first batch committed, orphan audio of its second batch) and finished clips
+    whose sources must be described again (touched since: a describe-only task in the same listing chunk as the
+    pending clips): the resume makes every pending clip (the describe-only plan file once wrote over the first
+    plan file of the pending ones, under the same name: that batch was never run, counted nowhere, exit 0)."""
+    corpus = write_corpus(tmp_path / "corpus", n_bonafide=16, n_spoof=2, seconds=0.3)
+    out = tmp_path / "out"
+    args = ["--seed", "0", "--select", "split=train", "--select", "label=bonafide", "--batch-size", "2"]
+    killed = opus(corpus, out, *args, "--limit", "2")  # the killed run's committed first batch
+    assert killed.exit_code == 0, killed.output
+    firsts = [r for r in rows_of(out) if r["kind"] == "original"]
+    assert len(firsts) == 2
+    sources = sorted(Path(corpus).rglob("*.flac"))
+    made = sorted((out / "audio").rglob("*.flac"))
+    orphan = made[0].parent / "utt8.flac"  # the second batch's first clip: audio written, no row (killed)
+    shutil.copy(made[0], orphan)
+    for r in firsts:  # the corpus touched since (copied, synced): same audio, new mtime
+        src = next(s for s in sources if str(s).endswith(r["utt_id"] + ".flac"))
+        st = src.stat()
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    r = opus(corpus, out, *args)
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("opus"))
+    todo, skipped, ok, failed = (int(v) for v in line.split()[1:5])
+    assert (todo, skipped, ok, failed) == (8, 2, 6, 0), r.output
+    final = manifests.read(out / "manifest").to_pylist()
+    selected = {str(s.relative_to(corpus).with_suffix("")) for s in sources if "bonafide/spk0/" in str(s)}
+    assert len(selected) == 8
+    for kind, ids in (("original", selected), ("reconstruction", {f"{u}__opus" for u in selected})):
+        got = [x["utt_id"] for x in final if x["kind"] == kind]
+        assert sorted(got) == sorted(ids), kind  # each once
+    assert all(x["status"] == "ok" for x in final)
+    on_disk = {str(p) for p in (out / "audio").rglob("*.flac")}
+    assert on_disk == {x["path"] for x in final if x["kind"] == "reconstruction"}  # no orphan left unreferenced
+
+
+def test_a_batch_the_executor_never_returns_is_counted_failed_and_the_run_exits_1(corpus, tmp_path, monkeypatch):
+    """Whatever loses a batch between plan and driver, the summary still adds up (the lost ones counted failed,
+    with why), the run exits 1, and no row is written for them: the same command again makes them."""
+    from reconstruct import executors
+
+    real = executors.plan_batches
+
+    def drop_first_batch(*a, **k):
+        stream = real(*a, **k)
+        next(stream)  # never run
+        yield from stream
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(executors, "plan_batches", drop_first_batch)
+    r = opus(corpus, out, "--batch-size", "2")
+    assert r.exit_code == 1 and "2 planned reconstruction(s) got no row" in r.output, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("opus"))
+    assert [int(v) for v in line.split()[1:5]] == [6, 0, 4, 2], r.output
+    assert "no row came back" in r.output
+    monkeypatch.setattr(executors, "plan_batches", real)
+    again = opus(corpus, out)
+    assert again.exit_code == 0, again.output
+    line = next(x for x in again.output.splitlines() if x.startswith("opus"))
+    assert [int(v) for v in line.split()[1:5]] == [6, 4, 2, 0], again.output
+    assert len(rows_of(out)) == 12 and all(x["status"] == "ok" for x in rows_of(out))
