@@ -12,6 +12,8 @@ every string.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import stat
 from typing import Iterable, Iterator
@@ -147,8 +149,20 @@ def driver_allocator() -> None:
 
 def release_unused() -> None:
     """Hand the memory Arrow's allocator keeps after a stage's intermediate tables back to the OS (allocators
-    keep freed blocks for reuse)."""
+    keep freed blocks for reuse), and what glibc's malloc keeps of freed numpy arrays and Python objects
+    (malloc_trim; nothing where there is no glibc)."""
     pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _chunk(rows: list[dict], listed: dict) -> pa.Table:

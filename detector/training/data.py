@@ -73,12 +73,18 @@ def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[st
         missing = [c for c in NEEDED if c not in table.column_names]
         if missing:
             raise UsageError(f"manifest {path} lacks column(s) {', '.join(missing)}; re-create it with `manifests import`")
-        table = table.filter(pc.equal(table["status"], "ok"))
+        ok = pc.equal(table["status"], "ok")
+        if not pc.all(ok).as_py():  # a filter copies every column: only when there is a row to drop
+            table = table.filter(ok)
+        del ok
         if not allow_remote_paths and not storage.is_uri(storage.normalize(path)):
             remote = pc.and_(pc.match_substring_regex(table["path"], _REMOTE),
                              pc.invert(pc.match_substring_regex(table["path"], "^[fF][iI][lL][eE]://")))
-            refused += pc.sum(remote.cast(pa.int64())).as_py() or 0
-            table = table.filter(pc.invert(remote))
+            n_remote = pc.sum(remote.cast(pa.int64())).as_py() or 0
+            if n_remote:
+                refused += n_remote
+                table = table.filter(pc.invert(remote))
+            del remote
         if parts:  # an identical row of an earlier manifest (check_content refused others)
             again = pc.is_in(table["utt_id"], value_set=pa.concat_arrays([p["utt_id"].combine_chunks() for p in parts]))
             merged += pc.sum(again.cast(pa.int64())).as_py() or 0
@@ -96,7 +102,7 @@ def load_clips(paths: Sequence[str | os.PathLike], bonafide_methods: Sequence[st
         log.warning("%d clip(s) with a remote path in a local manifest not used (pass --allow-remote-paths "
                     "to read them)", refused)
     out = Clips(pa.concat_tables(parts))
-    del parts
+    del parts, table, source, attack
     release_unused()  # the full-width tables read are gone: hand their memory back
     if not len(out):
         raise UsageError(f"no rows with status=ok in {', '.join(map(str, paths))}")
@@ -115,35 +121,45 @@ def check_classes(clips: Sequence[Clip] | Clips, where: str) -> None:
 
 
 def _by_speaker(clips: Clips, rows: np.ndarray, dev_fraction: float) -> np.ndarray:
-    """The speaker-disjoint hash split ("train"/"dev", object array) of `rows`: crc32 of the speaker, or of
+    """The speaker-disjoint hash split of `rows` as (len(rows),) bool, True for dev: crc32 of the speaker, or of
     the source_id where there is none, one crc32 per distinct key."""
     speaker = clips.strings("speaker").take(pa.array(rows))
     key = pc.if_else(pc.fill_null(pc.not_equal(speaker, ""), False), speaker,
                      clips.column("source_id").take(pa.array(rows)))
     codes = key.dictionary_encode()
     dev = np.array([zlib.crc32(k.encode()) % 1000 < dev_fraction * 1000 for k in codes.dictionary.to_pylist()], bool)
-    picked = dev[codes.indices.to_numpy(zero_copy_only=False)] if len(rows) else np.zeros(0, bool)
-    return np.where(picked, "dev", "train").astype(object)
+    return dev[codes.indices.to_numpy(zero_copy_only=False)] if len(rows) else np.zeros(0, bool)
 
 
 def assign_splits(clips: Sequence[Clip] | Clips, dev_fraction: float = 0.2) -> Clips:
     """Give every clip a split: originals keep theirs, or, when none has one, a speaker-disjoint
     hash split; a reconstruction always takes its source's split (no leakage across splits). A
     reconstruction whose source is not among `clips` keeps its own split (or gets the hash split
-    when splits are hashed); the trainer counts the ones left without a split."""
+    when splits are hashed); the trainer counts the ones left without a split.
+
+    Works on the split column's dictionary codes (-1 for none), not a Python string per clip."""
     clips = Clips.of(clips)
     recon = clips.is_reconstruction()
-    split = np.array(clips.strings("split").to_pylist(), dtype=object)
-    hashed = not any(split[~recon])  # None and "" count as none
+    col = clips.column("split")
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()
+    words = list(dict.fromkeys([w for w in col.dictionary.to_pylist() if w is not None] + ["train", "dev"]))
+    to_word = np.array([-1 if w is None else words.index(w) for w in col.dictionary.to_pylist()] + [-1], np.int64)
+    split = to_word[pc.fill_null(col.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)]  # -1: null
+    truthy = np.array([bool(w) for w in words] + [False])  # None and "" count as none
+    hashed = not truthy[split[~recon]].any()
+    train, dev = words.index("train"), words.index("dev")
     if hashed:
-        split[~recon] = _by_speaker(clips, np.flatnonzero(~recon), dev_fraction)
+        split[~recon] = np.where(_by_speaker(clips, np.flatnonzero(~recon), dev_fraction), dev, train)
     source = clips.positions_of_sources(~recon)
     has_source = recon & (source >= 0)
     split[has_source] = split[source[has_source]]
     orphans = recon & (source < 0)
     if hashed and orphans.any():
-        split[orphans] = _by_speaker(clips, np.flatnonzero(orphans), dev_fraction)
-    return clips.with_column("split", pa.array(split.tolist(), pa.string()))
+        split[orphans] = np.where(_by_speaker(clips, np.flatnonzero(orphans), dev_fraction), dev, train)
+    values = pa.DictionaryArray.from_arrays(pa.array(split.astype(np.int32), mask=split < 0),
+                                            pa.array(words, pa.string())).dictionary_decode()
+    return clips.with_column("split", values)
 
 
 def check_attacks(clips: Sequence[Clip] | Clips, attacks: Sequence[str]) -> None:

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from torch.utils.data import Sampler
 
 from manifests.errors import UsageError
+from manifests.listing import release_unused
 
 from .clips import Clips
 from .data import BONAFIDE, Clip
@@ -73,6 +74,51 @@ class _Cycle:
         return out
 
 
+def _variants(table: Clips, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(the sorted 'method/model' names of `rows`, each row's index into them), from the columns'
+    dictionary codes: no string per row."""
+    pairs = []
+    for name in ("method", "model"):
+        col = table.column(name)  # dictionary-encoded (Clips)
+        words = ["-" if w is None or w == "" else w for w in col.dictionary.to_pylist()]
+        codes = pc.fill_null(col.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)[rows]
+        pairs.append((words + ["-"], np.where(codes < 0, len(words), codes)))  # null: the last word, '-'
+    (w1, c1), (w2, c2) = pairs
+    keys, inverse = np.unique(c1 * len(w2) + c2, return_inverse=True)
+    names = [f"{w1[k // len(w2)]}/{w2[k % len(w2)]}" for k in keys.tolist()]
+    variants = sorted(set(names))
+    rank = np.array([variants.index(n) for n in names], dtype=np.int64)
+    return variants, (rank[inverse.reshape(-1)] if len(rows) else np.zeros(0, np.int64)).astype(np.int16)
+
+
+class _Plan:
+    """An epoch's batches as two (batches, batch size) integer arrays, dataset index and view (a Python tuple
+    per item would cost 0.1 KiB a row at a million rows); `plan[k]` is batch k as a list of (index, view)."""
+
+    def __init__(self, n_batches: int, batch_size: int):
+        number = np.int32 if n_batches * batch_size < 2 ** 31 else np.int64  # rows and views: 4 bytes each
+        self.index = np.zeros((n_batches, batch_size), number)
+        self.view = np.zeros((n_batches, batch_size), number)
+        self.valid = np.zeros((n_batches, batch_size), bool)  # a batch never holds more than batch_size items
+
+    def set(self, k: int, batch: list[Item]) -> None:
+        n = len(batch)
+        if n:
+            self.index[k, :n], self.view[k, :n] = zip(*batch)
+        self.valid[k, :n] = True
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int) -> list[Item]:
+        n = int(self.valid[k].sum())
+        return list(zip(self.index[k, :n].tolist(), self.view[k, :n].tolist()))
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        for k in range(len(self)):
+            yield self[k]
+
+
 class PairedBatchSampler(Sampler[list[Item]]):
     """Yields lists of (dataset index, view) pairs: this rank's batch of each global batch."""
 
@@ -85,32 +131,31 @@ class PairedBatchSampler(Sampler[list[Item]]):
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world_size
         self.epoch = 0
         table = Clips.of(clips)  # columns: the pools are made without a Python object per clip
-        order = pc.sort_indices(table.column("utt_id")).to_numpy()  # manifest order does not matter
+        row = np.int32 if len(table) < 2 ** 31 else np.int64  # row numbers: 4 bytes each, not 8
+        order = pc.sort_indices(table.column("utt_id")).to_numpy().astype(row)  # manifest order does not matter
         labels, recon = table.labels(), table.is_reconstruction()
-        bona = order[labels[order] == BONAFIDE].tolist()
-        anchor = table.positions_of_sources((labels == BONAFIDE) & ~recon)  # a bona fide original's row, or -1
+        bona = order[labels[order] == BONAFIDE]
+        anchor = table.positions_of_sources((labels == BONAFIDE) & ~recon).astype(row)  # a bona fide original, or -1
         from_spoof = table.positions_of_sources((labels != BONAFIDE) & ~recon) >= 0
         spoofs = order[labels[order] != BONAFIDE]
+        del order
         paired = recon[spoofs] & (anchor[spoofs] >= 0)
-        others = spoofs[~paired].tolist()
+        others = spoofs[~paired]
         self.orphans = int((recon[spoofs] & ~paired & ~from_spoof[spoofs]).sum())
-        names = [pc.if_else(pc.fill_null(pc.not_equal(table.strings(k), ""), False), table.strings(k), "-")
-                 for k in ("method", "model")]
-        variant = pc.binary_join_element_wise(*names, "/").dictionary_encode()
-        codes, names = variant.indices.to_numpy(zero_copy_only=False), variant.dictionary.to_pylist()
         rec = spoofs[paired]  # reconstructions of bona fide originals, in utt_id order
-        by_anchor = np.lexsort((codes[rec], anchor[rec]))  # stable: utt_id order within (anchor, variant)
-        self._rec_idx, self._rec_anchor = rec[by_anchor], anchor[rec][by_anchor]
-        self._rec_variant = np.array(names, dtype=object)[codes[self._rec_idx]] if len(rec) else np.zeros(0, object)
-        if not bona:
+        del spoofs, paired, from_spoof
+        self.variants, codes = _variants(table, rec)  # sorted 'method/model' names, each rec's index into them
+        by_anchor = np.lexsort((codes, anchor[rec]))  # stable: utt_id order within (anchor, variant)
+        self._rec_idx, self._rec_anchor, self._rec_variant = rec[by_anchor], anchor[rec][by_anchor], codes[by_anchor]
+        del anchor, codes, by_anchor
+        if not len(bona):
             raise UsageError("the training split has no bona fide clips; the paired sampler needs some "
                              "(check the split column and --bonafide-methods)")
-        self.bona, self.others = np.array(bona, dtype=np.int64), np.array(others, dtype=np.int64)
+        self.bona, self.others = bona, others
         self._is_other = np.zeros(len(table), bool)
         self._is_other[self.others] = True
-        self._source_of = np.full(len(table), -1, np.int64)  # a paired reconstruction's original, else -1
+        self._source_of = np.full(len(table), -1, row)  # a paired reconstruction's original, else -1
         self._source_of[self._rec_idx] = self._rec_anchor
-        self.variants = sorted(set(self._rec_variant.tolist()))
         self.n_recons = len(self._rec_idx)
         self.n_anchors = len(np.unique(self._rec_anchor))
         spoofs = len(others) + self.n_recons
@@ -127,7 +172,8 @@ class PairedBatchSampler(Sampler[list[Item]]):
         if len(others):
             batches = max(batches, math.ceil(len(others) / self.n_other))
         self.n_batches = math.ceil(batches / world_size) * world_size
-        self._cache: tuple[int, list[list[Item]], dict] | None = None
+        self._cache: tuple[int, _Plan, dict] | None = None
+        release_unused()  # the sort, the source look-ups and the masks are gone: hand their memory back
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -139,7 +185,7 @@ class PairedBatchSampler(Sampler[list[Item]]):
             return None
         per: dict[str, list[int]] = {}
         for k in range(lo, hi):
-            per.setdefault(self._rec_variant[k], []).append(int(self._rec_idx[k]))
+            per.setdefault(self.variants[self._rec_variant[k]], []).append(int(self._rec_idx[k]))
         return per
 
     def _own_recons(self, originals: list[int], slots: int, turn: int, rng) -> tuple[list[tuple[int, int]], int]:
@@ -169,17 +215,19 @@ class PairedBatchSampler(Sampler[list[Item]]):
                 break
         return picked, turn
 
-    def _plan(self) -> tuple[list[list[Item]], dict]:
+    def _plan(self) -> tuple[_Plan, dict]:
         """Every batch of the epoch (all ranks), and its counts."""
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1], self._cache[2]
+        self._cache = None  # the previous epoch's plan goes before this one is made
         rng = np.random.default_rng([self.seed, self.epoch])
         bona, others = _Cycle(self.bona, rng), _Cycle(self.others, rng)
         all_recons = _Cycle(np.sort(self._rec_idx), rng)
         turn = int(rng.integers(max(len(self.variants), 1)))
         n_spoof = self.batch_size - self.n_bona
-        batches, view = [], 0
-        for _ in range(self.n_batches):
+        plan = _Plan(self.n_batches, self.batch_size)  # numpy arrays: a Python tuple per item cost 0.1 KiB a row
+        view = 0
+        for b in range(self.n_batches):
             originals = bona.take(self.n_bona)
             views = list(range(view, view + len(originals)))
             view += len(originals)
@@ -194,24 +242,30 @@ class PairedBatchSampler(Sampler[list[Item]]):
             for i in fill:
                 batch.append((i, view))
                 view += 1
-            batches.append(batch)
-        stats = self._count(batches)
-        self._cache = (self.epoch, batches, stats)
-        return batches, stats
+            plan.set(b, batch)
+        stats = self._count(plan)
+        self._cache = (self.epoch, plan, stats)
+        release_unused()  # the draws' Python objects and _count's arrays are gone
+        return plan, stats
 
-    def _count(self, batches: list[list[Item]]) -> dict:
+    def _count(self, plan: _Plan) -> dict:
         """Draws per pool over the epoch; a reconstruction of a bona fide original is paired when its original
-        is in the same *global* batch (the W consecutive batches the DDP ranks train on together)."""
+        is in the same *global* batch (the W consecutive batches the DDP ranks train on together). Counted a
+        block of global batches at a time, so that the sorts' arrays stay small."""
         stats = {"recon_drawn": 0, "recon_paired": 0, "other_drawn": 0, "bona_drawn": 0}
-        for k in range(0, len(batches), self.world):
-            drawn = [i for b in batches[k:k + self.world] for i, _ in b]
-            present = set(drawn)
-            for i in drawn:
-                if self._source_of[i] >= 0:
-                    stats["recon_drawn"] += 1
-                    stats["recon_paired"] += int(self._source_of[i]) in present
-                else:
-                    stats["other_drawn" if self._is_other[i] else "bona_drawn"] += 1
+        n, step = np.int64(len(self._source_of)), self.world * max(1, 65536 // (self.world * self.batch_size))
+        for start in range(0, len(plan), step):
+            valid = plan.valid[start:start + step]
+            drawn = plan.index[start:start + step][valid]
+            group = np.broadcast_to((np.arange(len(valid)) // self.world)[:, None], valid.shape)[valid]
+            source = self._source_of[drawn]
+            recon = source >= 0
+            present = np.unique(group * n + drawn)  # (global batch, clip) pairs drawn
+            other = self._is_other[drawn[~recon]]
+            stats["recon_drawn"] += int(recon.sum())
+            stats["recon_paired"] += int(np.isin(group[recon] * n + source[recon], present).sum())
+            stats["other_drawn"] += int(other.sum())
+            stats["bona_drawn"] += int((~other).sum())
         return stats
 
     def epoch_stats(self) -> dict:

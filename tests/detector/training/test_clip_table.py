@@ -66,3 +66,17 @@ def test_load_clips_keeps_the_label_policy_and_fills(manifest):
     clips = load_clips([manifest], bonafide_methods=["vocoder"], require_both=False)
     assert all(c.label == 1 for c in clips if c.kind == "reconstruction")
     assert all(c.attack for c in clips) and all(c.source_id for c in clips)
+
+
+def test_paths_stored_as_folder_and_name_come_back_whole():
+    paths = ["/data/LA/flac/LA_T_1.flac", "rel/x.wav", "bare.wav", "s3://bucket/k/y.flac", "/root.wav", "", None,
+             "dir/"]
+    clips = [Clip(f"u{i}", p, i % 2, "original", f"u{i}", None, None, "-", None, "train") for i, p in enumerate(paths)]
+    table = Clips.of(clips)
+    assert list(table) == clips and [table[i] for i in range(len(clips))] == clips
+    assert table.strings("path").to_pylist() == paths
+    assert list(table.take([6, 0, 3])) == [clips[6], clips[0], clips[3]]
+    assert list(table.filter(np.arange(len(clips)) % 2 == 0)) == clips[::2]
+    moved = table.with_column("path", [f"/new/{i}.wav" for i in range(len(clips))])
+    assert [c.path for c in moved] == [f"/new/{i}.wav" for i in range(len(clips))]
+    assert [c.utt_id for c in moved.with_column("split", ["dev"] * len(clips))] == [c.utt_id for c in clips]
