@@ -16,14 +16,17 @@ selected epoch's values (the checkpoint's `best_epoch`) and of the first epoch's
 """
 from __future__ import annotations
 
-import csv
 import json
+import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from detector.training.diagnostics import read  # noqa: E402
 COLUMNS = [  # (header, metric, group)
     ("L_cls", "loss", "cls"), ("L_std", "loss", "std"), ("L_enh", "loss", "enh"), ("L_reg", "loss", "reg"),
     ("bona~own recon", "dist", "bonafide~own_recon"), ("bona~spoof", "dist", "bonafide~spoof"),
@@ -35,13 +38,12 @@ COLUMNS = [  # (header, metric, group)
 ]
 
 
-def read(path: Path) -> dict[tuple[str, str], dict[int, float]]:
-    """(metric, group) -> {epoch: value} of one diagnostics.csv."""
-    out: dict[tuple[str, str], dict[int, float]] = {}
-    with path.open() as fh:
-        for r in csv.DictReader(fh):
-            out.setdefault((r["metric"], r["group"]), {})[int(r["epoch"])] = float(r["value"])
-    return out
+def _at(series: tuple[np.ndarray, np.ndarray] | None, epoch: int) -> float:
+    """The value of one (epochs, values) series of `detector.training.diagnostics.read` at `epoch`, NaN if none."""
+    if series is None:
+        return float("nan")
+    hit = series[1][series[0] == epoch]
+    return float(hit[-1]) if len(hit) else float("nan")
 
 
 def runs(experiment: Path) -> dict[str, list[tuple[dict, int, str]]]:
@@ -66,7 +68,7 @@ def table(experiment: Path, epoch: str) -> list[str]:
     for variant, found in runs(experiment).items():
         cells = []
         for _, metric, group in COLUMNS:
-            cells.append(_mean([d.get((metric, group), {}).get(best if epoch == "best" else 0, float("nan"))
+            cells.append(_mean([_at(d.get((metric, group)), best if epoch == "best" else 0)
                                 for d, best, _ in found]))
         lines.append(f"| {variant.replace('_', ' ')} ({len(found)}) | " + " | ".join(cells) + " |")
     return lines
